@@ -1,0 +1,240 @@
+//! The registry of diagnostic codes. Each code has a default severity, a one-line
+//! summary and a long explanation (`anklumec explain CODE`).
+
+use super::Severity;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Code {
+    pub id: &'static str,
+    severity: Severity,
+    pub summary: &'static str,
+    pub explanation: &'static str,
+}
+
+impl Code {
+    pub fn severity(self) -> Severity {
+        self.severity
+    }
+
+    pub fn lookup(id: &str) -> Option<Code> {
+        ALL.iter().copied().find(|code| code.id.eq_ignore_ascii_case(id))
+    }
+}
+
+macro_rules! codes {
+    ($( $name:ident = $id:literal, $severity:ident, $summary:literal, $explanation:literal; )*) => {
+        $( pub const $name: Code = Code {
+            id: $id,
+            severity: Severity::$severity,
+            summary: $summary,
+            explanation: $explanation,
+        }; )*
+        /// Every code, in id order.
+        pub const ALL: &[Code] = &[$($name),*];
+    };
+}
+
+codes! {
+    YAML_SYNTAX = "E0001", Error, "the file is not valid YAML",
+"The file could not be read as YAML. The label points at the character where the
+YAML parser stopped. Common causes: a tab used for indentation (YAML allows only
+spaces), a missing space after `:`, an unclosed quote or bracket, or a line indented
+at a level that matches no enclosing mapping.
+
+    domains:
+    	work:        # a tab: use spaces";
+
+    DUPLICATE_KEY = "E0002", Error, "a key appears twice in one mapping",
+"A YAML mapping may hold each key only once. Many YAML loaders silently keep the last
+value, which hides mistakes (two machines with the same name, a config key set twice
+with different values). anklumec rejects the file and shows both places.
+
+    machines:
+      web: {type: lxc}
+      web: {type: vm}    # error: `web` is already defined above";
+
+    WRONG_TYPE = "E0003", Error, "a value has the wrong type or shape",
+"Each key of infra.yml expects a certain kind of value: a mapping, a list, a string,
+an integer or a boolean. The label shows the value and the kind that was expected.
+
+    machines:
+      - web            # error: `machines` is a mapping of name -> machine
+    ...
+    boot_priority: high   # error: expected an integer from 0 to 100";
+
+    MISSING_KEY = "E0004", Error, "a required key is missing",
+"Some keys are required: `project_name`, `global` and `domains` at the top level,
+`subnet_id` for every domain in legacy addressing mode (`global.base_subnet`), `type`
+for every device. Add the key where the label points.";
+
+    INVALID_ENUM = "E0005", Error, "a value is not one of the allowed choices",
+"Some keys accept a fixed set of values:
+
+    type:        lxc | vm
+    trust_level: admin | trusted | semi-trusted | untrusted | disposable
+    gpu_policy:  exclusive | shared
+    protocol:    tcp | udp
+
+The help line suggests the closest allowed value.";
+
+    RESOURCE_LIMIT = "E0006", Error, "the input exceeds a resource limit",
+"anklumec bounds the resources a single input can take, so that a hostile or broken
+file cannot exhaust memory or time: the file size, the nesting depth of mappings and
+lists, and the number of nodes YAML aliases may expand to (the \"billion laughs\"
+attack). Remove the deep nesting or the alias expansion the label points at.";
+
+    INVALID_NAME = "E0007", Error, "a name is not a valid Incus name",
+"Domain names become Incus project names and part of bridge names (`net-<domain>`);
+machine names become instance names and DNS host names; profile names become Incus
+profile names. anklumec accepts the names that are valid for every Incus version:
+lowercase letters, digits and `-`, starting with a letter or digit and not ending
+with `-`, at most 63 characters, not all digits.
+
+    machines:
+      Web_1:      # error: use `web-1`";
+
+    DUPLICATE_MACHINE = "E0008", Error, "a machine name is used twice",
+"Machine names must be unique across the whole infrastructure, not only within a
+domain: every machine is an Incus instance whose name is also its DNS name, and
+anklume's inventory keys hosts by name. Rename one of the two machines.";
+
+    INVALID_ADDRESS = "E0009", Error, "an IPv4 address is malformed",
+"`ip` must be a dotted-quad IPv4 address such as `10.120.0.10`, without a prefix
+length (the /24 comes from the domain's subnet).";
+
+    ADDRESS_OUTSIDE_SUBNET = "E0010", Error, "an address is outside its domain's subnet",
+"Each domain has one /24 subnet, derived from its trust level (or `subnet_id` in
+legacy mode). A machine's `ip` must lie in the subnet of the domain that declares it;
+Incus would otherwise refuse to start the instance (`Device IP address not within
+network subnet`). The note shows the domain's subnet.";
+
+    DUPLICATE_ADDRESS = "E0011", Error, "an address is used by two machines",
+"Two machines cannot share an IPv4 address. The secondary label shows the machine
+that holds it first. Automatic addresses never collide with explicit ones; this error
+is always about two explicit `ip` values.";
+
+    RESERVED_ADDRESS = "E0012", Error, "an address is reserved in the domain's subnet",
+"In every domain subnet, `.0` is the network address, `.255` the broadcast address,
+`.254` the gateway (the bridge itself), and `.100`-`.249` the DHCP pool that Incus
+hands out dynamically. A static `ip` must be one of `.1`-`.99`, `.250`-`.253`.";
+
+    SUBNET_ID = "E0013", Error, "a subnet_id is missing or out of range",
+"`subnet_id` is the third octet of the domain's subnet: an integer from 0 to 254. In
+legacy addressing (`global.base_subnet`) every domain needs one; with
+`global.addressing` it is optional and overrides the alphabetical numbering.";
+
+    DUPLICATE_SUBNET_ID = "E0014", Error, "two domains use the same subnet",
+"Two domains in the same zone (same trust level, or the whole file in legacy mode)
+cannot share a `subnet_id`: they would get the same /24 subnet.";
+
+    UNKNOWN_PROFILE = "E0015", Error, "a machine uses a profile its domain does not define",
+"A machine's `profiles` may name `default` or a profile declared under its own
+domain's `profiles`. Profiles are per domain (each domain is an Incus project with its
+own profiles), so a profile of another domain is not visible.";
+
+    INVALID_ADDRESSING = "E0016", Error, "the addressing settings are invalid",
+"`global.addressing` takes `base_octet` (must be 10), `zone_base` (0-245) and
+`zone_step` (a positive integer). The legacy `global.base_subnet` must be two octets
+such as `\"10.100\"`. Only one of the two modes may be used.";
+
+    OCTET_OVERFLOW = "E0017", Error, "a computed address octet is past 255",
+"The second octet of a domain subnet is `zone_base` plus the trust level's offset
+(admin 0, trusted 10, semi-trusted 20, untrusted 40, disposable 50); the third is the
+domain's number in its zone. Both must stay within 0-255. Lower `zone_base`, or give
+fewer domains the trust level.";
+
+    ADDRESSES_EXHAUSTED = "E0018", Error, "a domain has more machines than automatic addresses",
+"Machines without `ip` get `.1` to `.99` of their domain's subnet, in declaration
+order, skipping addresses taken explicitly. A domain with more than 99 such machines
+runs out. Split the domain, or give some machines explicit addresses in `.250`-`.253`.";
+
+    OUT_OF_RANGE = "E0020", Error, "a number is out of range",
+"Some integers have bounds: `boot_priority` 0-100, wait retries and delays at least 1
+(retries) and 0 (delay), ports 1-65535. The label shows the value and its bounds.";
+
+    INVALID_CRON = "E0021", Error, "a snapshot schedule is not a 5-field cron expression",
+"`snapshots_schedule` is a cron expression with five fields: minute, hour, day of
+month, month, day of week, such as `0 3 * * *`. Incus also accepts `@hourly`,
+`@daily`, `@weekly`, `@monthly`, `@yearly` and `@annually`.";
+
+    INVALID_EXPIRY = "E0022", Error, "a snapshot expiry is not a duration",
+"`snapshots_expiry` is a number followed by a unit: `m` (minutes), `H` or `h`
+(hours), `d` (days), `w` (weeks), `M` (months) or `y` (years), such as `30d` or `24h`.";
+
+    GPU_EXCLUSIVE = "E0023", Error, "several machines use a GPU under the exclusive policy",
+"With `global.gpu_policy: exclusive` (the default) at most one machine may have GPU
+access: `gpu: true`, or a profile or device of type `gpu`. Set `gpu_policy: shared` to
+let several machines share the GPU (without VRAM isolation).";
+
+    UNKNOWN_POLICY_TARGET = "E0024", Error, "a network policy names an unknown domain or machine",
+"`from` and `to` in `network_policies` must name a domain, a machine, or `host`.";
+
+    INVALID_PORTS = "E0025", Error, "a network policy has invalid ports or protocol",
+"`ports` is `all` or a list of integers from 1 to 65535; `protocol` is `tcp` or `udp`.";
+
+    NO_IMAGE = "E0026", Error, "a machine has no image",
+"Every machine needs an image: its own `os_image`, or `global.default_os_image`.";
+
+    INVALID_IMAGE = "E0027", Error, "an image reference is malformed",
+"An image reference is `[<remote>:]<alias-or-fingerprint>`, such as
+`images:debian/13`, `local:tiny`, `tiny` or a fingerprint prefix. It must not be empty,
+contain whitespace or control characters, or start with `-`.";
+
+    DEVICE_TYPE = "E0028", Error, "a device has no type",
+"Every device (in a profile or a machine) needs `type`: `nic`, `disk`, `gpu`, `proxy`,
+`usb`, `unix-char`, `unix-block`, `unix-hotplug`, `infiniband`, `tpm`, `pci` or `none`.";
+
+    DOCUMENT_SHAPE = "E0029", Error, "the file does not hold exactly one YAML document",
+"infra.yml is one YAML document whose top level is a mapping. An empty file, a file
+holding only comments, or several documents separated by `---` are rejected.";
+
+    INVALID_VALUE = "E0030", Error, "a value is not allowed here",
+"The value cannot be used where it appears: a string with control characters or a
+NUL byte (Incus refuses them, and they have no place in a reviewed script), an empty
+name, or a value that contradicts another setting. The label explains which.";
+
+    UNKNOWN_KEY = "W0001", Warning, "an unknown key is ignored",
+"infra.yml has a key that anklumec (and anklume) does not know. It is ignored, which
+usually means a typo: the help line suggests the closest known key and lists the keys
+valid at that place.";
+
+    LXC_FOR_UNTRUSTED = "W0002", Warning, "an untrusted or disposable domain runs a container",
+"Containers share the host kernel. For untrusted or disposable workloads a VM
+(`type: vm`) gives hardware-level isolation, as the anklume VM guide recommends.";
+
+    PRIVILEGED_CONTAINER = "W0003", Warning, "a container is privileged",
+"`security.privileged: \"true\"` maps the container's root to the host's root: an
+escape from the container is an escape to the host. anklume forbids it outside a VM.";
+
+    GPU_SHARED = "W0004", Warning, "several machines share a GPU",
+"With `gpu_policy: shared`, several machines have GPU access. Consumer GPUs have no
+VRAM isolation: one machine can read what another left in GPU memory.";
+
+    POLICY_DISABLED_DOMAIN = "W0005", Warning, "a network policy names a disabled domain",
+"The policy refers to a domain with `enabled: false`; it has no effect until the
+domain is enabled.";
+
+    BRIDGE_NAME_TOO_LONG = "W0006", Warning, "a domain's bridge name is shortened to 15 characters",
+"Each domain gets a bridge named `net-<domain>`. Bridges are Linux network interfaces,
+whose names hold at most 15 characters, so for a domain name longer than 11
+characters Incus would refuse `net-<domain>` (`Network interface is too long`), and
+anklume's own generator fails at deploy time. anklumec uses a shortened, stable name
+instead: `net-`, the first characters of the domain, `-`, and four hex digits derived
+from the whole domain name (so two long domains never share a bridge). The label shows
+the name used. Shorten the domain name to 11 characters to keep anklume's convention.";
+
+    NOT_ACTED_ON = "N0001", Note, "a key is accepted but anklumec does not act on it",
+"The key belongs to anklume's schema (or another anklume tool) and is type-checked,
+but the deployment plan anklumec produces does not use it: for example
+`network_policies` (firewall rules, applied by anklume's nftables tooling),
+`file_portal`, `ai_*` settings. It is reported so that nothing is dropped silently.";
+
+    NORMALISED_VALUE = "N0002", Note, "a config value was normalised to a string",
+"Incus stores every configuration value as a string. An unquoted YAML boolean or
+number (`security.nesting: true`, `limits.cpu: 2`) is accepted and written as the
+string Incus expects (`\"true\"`, `\"2\"`). Quote the value to silence this note.";
+
+    VM_DEFAULT_MEMORY = "N0003", Note, "a VM gets Incus's default memory",
+"A VM without `limits.memory` (in its config or a profile) gets Incus's default of
+1 GiB, and one vCPU without `limits.cpu`.";
+}

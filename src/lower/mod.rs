@@ -1,0 +1,334 @@
+//! Lowering: the checked tree of infra.yml to the [plan IR](crate::plan).
+//!
+//! Runs only on input the checker accepted, so it cannot fail: every name is valid,
+//! every reference resolves, every address is assigned. Policy lives here (defaults,
+//! anklume's naming, which Incus keys a setting becomes); back ends only follow the plan.
+
+mod naming;
+
+pub use naming::{MAX_BRIDGE_NAME, anklume_bridge_name, bridge_name, project_name};
+
+use crate::addressing::{self, MachineAddress};
+use crate::plan::{
+    Action, Config, Device, Devices, ImageRef, ImageUse, InstanceSpec, InstanceTarget, NetworkSpec, Plan, ProfileSpec,
+    ProjectSpec, SCHEMA_VERSION, SourceInfo, Step, VolumeSpec, Wait, WaitSpec, Waits,
+};
+use crate::source::{SourceMap, Span, Spanned};
+use crate::syntax::ast::{self, Infra, InstanceType};
+use std::collections::BTreeMap;
+
+/// The storage pool root disks and volumes use unless `global.storage_pool` says otherwise.
+pub const DEFAULT_STORAGE_POOL: &str = "default";
+
+/// Project features every domain project gets. Images are shared with the `default`
+/// project (`features.images=false`) so that one local alias serves every domain on an
+/// air-gapped site; profiles are per project so each domain's `default` profile can
+/// point at its own bridge; networks stay global (bridges cannot live in projects).
+pub const PROJECT_FEATURES: [(&str, &str); 4] = [
+    ("features.images", "false"),
+    ("features.networks", "false"),
+    ("features.profiles", "true"),
+    ("features.storage.volumes", "true"),
+];
+
+pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
+    let resolution = addressing::resolve(infra);
+    let waits = waits(&infra.global.waits);
+    let pool = infra.global.storage_pool.as_ref().map_or(DEFAULT_STORAGE_POOL, |p| p.value.as_str()).to_string();
+    let global_nat = infra.global.nat.as_ref().is_none_or(|n| n.value);
+
+    let mut steps = Builder { sources, steps: Vec::new() };
+    let mut creates = Vec::new();
+    let mut images: BTreeMap<String, ImageUse> = BTreeMap::new();
+
+    for (domain, addressing) in infra.domains.iter().zip(&resolution.domains) {
+        if !domain.is_enabled() {
+            continue;
+        }
+        let project = project_name(&domain.name.value);
+        let bridge = bridge_name(&domain.name.value);
+        let description = domain.description.as_ref().map_or_else(String::new, |d| d.value.clone());
+        let project_id = format!("project:{project}");
+        steps.push(
+            project_id.clone(),
+            vec![],
+            domain.name.span,
+            Action::EnsureProject(ProjectSpec {
+                name: project.clone(),
+                description: description.clone(),
+                config: PROJECT_FEATURES.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            }),
+        );
+
+        let Some(subnet) = addressing.subnet else { continue };
+        let nat = domain.nat.as_ref().map_or(global_nat, |n| n.value);
+        let network_id = format!("network:{bridge}");
+        steps.push(
+            network_id.clone(),
+            vec![],
+            domain.name.span,
+            Action::EnsureNetwork(NetworkSpec {
+                name: bridge.clone(),
+                description: format!("anklume domain {}", domain.name.value),
+                config: config([
+                    ("ipv4.address", subnet.gateway_cidr()),
+                    ("ipv4.dhcp.ranges", subnet.dhcp_range()),
+                    ("ipv4.nat", nat.to_string()),
+                    ("ipv6.address", "none".to_string()),
+                ]),
+            }),
+        );
+
+        // The project's own `default` profile starts empty: give it a root disk and the
+        // domain's NIC, then whatever the domain declares under `profiles: default`.
+        let mut default_devices = Devices::new();
+        default_devices.insert("root".into(), device("disk", [("path", "/"), ("pool", pool.as_str())]));
+        default_devices.insert("eth0".into(), device("nic", [("name", "eth0"), ("network", bridge.as_str())]));
+        let declared_default = domain.profile("default");
+        let mut profiles: Vec<(String, Span, String, Config, Devices)> = vec![(
+            "default".into(),
+            declared_default.map_or(domain.name.span, |p| p.name.span),
+            declared_default
+                .and_then(|p| p.description.as_ref())
+                .map_or_else(|| format!("anklume domain {} defaults", domain.name.value), |d| d.value.clone()),
+            declared_default.map(|p| entries(&p.config)).unwrap_or_default(),
+            merge_devices(default_devices, declared_default.map(|p| p.devices.as_slice()).unwrap_or_default()),
+        )];
+        for profile in domain.profiles.iter().filter(|p| p.name.value != "default") {
+            profiles.push((
+                profile.name.value.clone(),
+                profile.name.span,
+                profile.description.as_ref().map_or_else(String::new, |d| d.value.clone()),
+                entries(&profile.config),
+                merge_devices(Devices::new(), &profile.devices),
+            ));
+        }
+        for (name, span, description, config, devices) in profiles {
+            steps.push(
+                format!("profile:{project}/{name}"),
+                vec![project_id.clone(), network_id.clone()],
+                span,
+                Action::EnsureProfile(ProfileSpec { project: project.clone(), name, description, config, devices }),
+            );
+        }
+
+        for (machine, address) in domain.machines.iter().zip(&addressing.machines) {
+            let address = address.and_then(MachineAddress::address);
+            let profile_names: Vec<String> = match &machine.profiles {
+                Some(list) => list.value.iter().map(|p| p.value.clone()).collect(),
+                None => vec!["default".into()],
+            };
+            let mut depends_on: Vec<String> = profile_names.iter().map(|p| format!("profile:{project}/{p}")).collect();
+            depends_on.insert(0, network_id.clone());
+            depends_on.insert(0, project_id.clone());
+
+            let mut devices = Devices::new();
+            if let Some(address) = address {
+                devices.insert(
+                    "eth0".into(),
+                    device(
+                        "nic",
+                        [
+                            ("ipv4.address", address.to_string().as_str()),
+                            ("name", "eth0"),
+                            ("network", bridge.as_str()),
+                        ],
+                    ),
+                );
+            }
+            for volume in &machine.storage_volumes {
+                let volume_pool = volume.pool.as_ref().map_or(pool.as_str(), |p| p.value.as_str());
+                let volume_id = format!("volume:{project}/{volume_pool}/{}", volume.name.value);
+                steps.push(
+                    volume_id.clone(),
+                    vec![project_id.clone()],
+                    volume.name.span,
+                    Action::EnsureVolume(VolumeSpec {
+                        project: project.clone(),
+                        pool: volume_pool.to_string(),
+                        name: volume.name.value.clone(),
+                        config: volume.size.iter().map(|size| ("size".to_string(), size.value.clone())).collect(),
+                    }),
+                );
+                depends_on.push(volume_id);
+                if let Some(path) = &volume.path {
+                    devices.insert(
+                        volume.name.value.clone(),
+                        device(
+                            "disk",
+                            [
+                                ("path", path.value.as_str()),
+                                ("pool", volume_pool),
+                                ("source", volume.name.value.as_str()),
+                            ],
+                        ),
+                    );
+                }
+            }
+            let devices = merge_devices(devices, &machine.devices);
+
+            let image = machine
+                .os_image
+                .as_ref()
+                .or(infra.global.default_os_image.as_ref())
+                .map_or_else(String::new, |i| i.value.clone());
+            let instance_type = machine.kind();
+            let spec = InstanceSpec {
+                project: project.clone(),
+                name: machine.name.value.clone(),
+                instance_type,
+                image: image.clone(),
+                description: machine.description.as_ref().map_or_else(String::new, |d| d.value.clone()),
+                profiles: profile_names,
+                config: instance_config(machine, domain),
+                devices,
+                address,
+                roles: machine.roles.iter().map(|r| r.value.clone()).collect(),
+            };
+            let use_entry = images.entry(image.clone()).or_insert_with(|| ImageUse {
+                local: ImageRef::parse(&image).is_local(),
+                image: image.clone(),
+                instances: Vec::new(),
+            });
+            use_entry.instances.push(format!("{project}/{}", machine.name.value));
+            creates.push((spec, depends_on, machine.name.span));
+        }
+    }
+
+    // All instances are created and started before any wait, so VMs boot in parallel.
+    let mut starts = Vec::new();
+    let mut boot_waits = Vec::new();
+    let mut agent_waits = Vec::new();
+    for (spec, depends_on, span) in creates {
+        let key = format!("{}/{}", spec.project, spec.name);
+        let target = InstanceTarget {
+            project: spec.project.clone(),
+            name: spec.name.clone(),
+            instance_type: spec.instance_type,
+        };
+        let wait_spec = |wait: Wait| WaitSpec {
+            project: spec.project.clone(),
+            name: spec.name.clone(),
+            instance_type: spec.instance_type,
+            wait,
+        };
+        starts.push((format!("start:{key}"), vec![format!("instance:{key}")], span, Action::StartInstance(target)));
+        boot_waits.push((
+            format!("wait:{key}"),
+            vec![format!("start:{key}")],
+            span,
+            Action::WaitRunning(wait_spec(waits.boot(spec.instance_type))),
+        ));
+        if spec.instance_type == InstanceType::VirtualMachine {
+            agent_waits.push((
+                format!("agent:{key}"),
+                vec![format!("wait:{key}")],
+                span,
+                Action::WaitAgent(wait_spec(waits.vm_agent)),
+            ));
+        }
+        steps.push(format!("instance:{key}"), depends_on, span, Action::EnsureInstance(spec));
+    }
+    for (id, depends_on, span, action) in starts.into_iter().chain(boot_waits).chain(agent_waits) {
+        steps.push(id, depends_on, span, action);
+    }
+
+    Plan {
+        schema_version: SCHEMA_VERSION,
+        generator: format!("anklumec {}", env!("CARGO_PKG_VERSION")),
+        source,
+        project_name: infra.project_name.as_ref().map_or_else(String::new, |p| p.value.clone()),
+        waits,
+        images: images.into_values().collect(),
+        steps: steps.steps,
+    }
+}
+
+struct Builder<'a> {
+    sources: &'a SourceMap,
+    steps: Vec<Step>,
+}
+
+impl Builder<'_> {
+    fn push(&mut self, id: String, depends_on: Vec<String>, span: Span, action: Action) {
+        let origin = self.sources.location(span);
+        self.steps.push(Step { id, depends_on, origin, action });
+    }
+}
+
+fn waits(settings: &ast::WaitSettings) -> Waits {
+    let pick = |value: &Option<Spanned<i64>>, default: u32| {
+        value.as_ref().and_then(|v| u32::try_from(v.value).ok()).unwrap_or(default)
+    };
+    let defaults = Waits::SEED_DEFAULTS;
+    Waits {
+        lxc: Wait {
+            retries: pick(&settings.lxc_retries, defaults.lxc.retries),
+            delay: pick(&settings.lxc_delay, defaults.lxc.delay),
+        },
+        vm: Wait {
+            retries: pick(&settings.vm_retries, defaults.vm.retries),
+            delay: pick(&settings.vm_delay, defaults.vm.delay),
+        },
+        vm_agent: Wait {
+            retries: pick(&settings.vm_agent_retries, defaults.vm_agent.retries),
+            delay: pick(&settings.vm_agent_delay, defaults.vm_agent.delay),
+        },
+    }
+}
+
+/// The instance's own config: its `config` map, then the keys anklume's machine
+/// settings stand for (they win: they are the documented way to set them).
+fn instance_config(machine: &ast::Machine, domain: &ast::Domain) -> Config {
+    let mut config = entries(&machine.config);
+    let ephemeral = machine.ephemeral.as_ref().or(domain.ephemeral.as_ref()).is_some_and(|e| e.value);
+    config.insert("security.protection.delete".into(), (!ephemeral).to_string());
+    if let Some(autostart) = &machine.boot_autostart {
+        config.insert("boot.autostart".into(), autostart.value.to_string());
+    }
+    if let Some(priority) = &machine.boot_priority {
+        config.insert("boot.autostart.priority".into(), priority.value.to_string());
+    }
+    if let Some(schedule) = &machine.snapshots_schedule {
+        config.insert("snapshots.schedule".into(), schedule.value.clone());
+    }
+    if let Some(expiry) = &machine.snapshots_expiry {
+        config.insert("snapshots.expiry".into(), expiry.value.clone());
+    }
+    config
+}
+
+fn entries(entries: &[ast::ConfigEntry]) -> Config {
+    entries.iter().map(|entry| (entry.key.value.clone(), entry.value.value.clone())).collect()
+}
+
+fn config<const N: usize>(pairs: [(&str, String); N]) -> Config {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+fn device<const N: usize>(device_type: &str, options: [(&str, &str); N]) -> Device {
+    Device {
+        device_type: device_type.to_string(),
+        options: options.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    }
+}
+
+/// Declared devices over generated ones: a declared device of the same name keeps the
+/// generated options it does not set (so `eth0: {mtu: "1400"}` keeps its network).
+fn merge_devices(mut generated: Devices, declared: &[ast::Device]) -> Devices {
+    for declared in declared {
+        let entry = generated
+            .entry(declared.name.value.clone())
+            .or_insert_with(|| Device { device_type: String::new(), options: Config::new() });
+        if let Some(device_type) = &declared.device_type {
+            if entry.device_type != device_type.value {
+                entry.options.clear();
+            }
+            entry.device_type = device_type.value.clone();
+        }
+        for option in &declared.options {
+            entry.options.insert(option.key.value.clone(), option.value.value.clone());
+        }
+    }
+    generated
+}

@@ -1,0 +1,245 @@
+//! The anklumec command line. Only argument handling and I/O live here; every
+//! decision is in the library.
+
+use anklumec::compile::{Compilation, Options, compile_source};
+use anklumec::diagnostics::{Code, codes, render};
+use anklumec::emit;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Compile anklume's infra.yml into a reviewable, idempotent Incus deployment.
+///
+/// `anklumec infra.yml -o deploy.sh` compiles to a bash script of incus commands.
+#[derive(Parser, Debug)]
+#[command(name = "anklumec", version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    compile: CompileArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Compile infra.yml to deploy.sh (the default action).
+    Compile(CompileArgs),
+    /// Check infra.yml and print its diagnostics; write nothing.
+    Check(InputArgs),
+    /// Print the deployment plan.
+    Plan {
+        #[command(flatten)]
+        input: InputArgs,
+        /// `text` for people, `json` for tools (versioned: see docs/plan-schema.md).
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+    },
+    /// Explain a diagnostic code, such as E0007.
+    Explain {
+        /// The code (E0001, W0001, N0001, ...).
+        code: String,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct InputArgs {
+    /// The infra.yml to read.
+    #[arg(value_name = "INFRA_YML")]
+    file: Option<PathBuf>,
+    /// Treat warnings as errors.
+    #[arg(long)]
+    deny_warnings: bool,
+    /// How diagnostics are printed on standard error.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    message_format: MessageFormat,
+    /// Colour in diagnostics.
+    #[arg(long, value_enum, default_value_t = ColourChoice::Auto)]
+    color: ColourChoice,
+}
+
+#[derive(Args, Debug, Clone)]
+struct CompileArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Where to write deploy.sh; `-` for standard output (the default).
+    #[arg(short, long, value_name = "PATH")]
+    output: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum PlanFormat {
+    Text,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum MessageFormat {
+    Human,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ColourChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Exit statuses: 0 success (warnings allowed), 1 the input has errors, 2 usage or I/O.
+const EXIT_INPUT: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Compile(args)) => run_compile(&args),
+        None => run_compile(&cli.compile),
+        Some(Command::Check(input)) => match load_and_compile(&input) {
+            Ok(compilation) => exit_for(&compilation),
+            Err(code) => code,
+        },
+        Some(Command::Plan { input, format }) => run_plan(&input, format),
+        Some(Command::Explain { code }) => explain(&code),
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("anklumec: error: {message}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Read the input, compile it, print the diagnostics.
+fn load_and_compile(input: &InputArgs) -> Result<Compilation, ExitCode> {
+    let Some(path) = &input.file else {
+        return Err(usage_error("no input file: give the path of an infra.yml (see --help)"));
+    };
+    let bytes =
+        std::fs::read(path).map_err(|error| usage_error(&format!("cannot read {}: {error}", path.display())))?;
+    let text = String::from_utf8(bytes).map_err(|error| {
+        usage_error(&format!(
+            "{} is not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            error.utf8_error().valid_up_to()
+        ))
+    })?;
+    let options = Options { deny_warnings: input.deny_warnings };
+    let compilation = compile_source(&path.display().to_string(), &text, options);
+    print_diagnostics(input, &compilation);
+    Ok(compilation)
+}
+
+fn print_diagnostics(input: &InputArgs, compilation: &Compilation) {
+    let text = match input.message_format {
+        MessageFormat::Json => render::to_json_lines(&compilation.sources, &compilation.diagnostics),
+        MessageFormat::Human => {
+            let colour = match input.color {
+                ColourChoice::Always => true,
+                ColourChoice::Never => false,
+                ColourChoice::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            };
+            let mut text = render::to_text(&compilation.sources, &compilation.diagnostics, colour);
+            let errors = compilation.diagnostics.iter().filter(|d| d.is_error()).count();
+            let warnings = compilation
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == anklumec::diagnostics::Severity::Warning)
+                .count();
+            if errors > 0 || warnings > 0 {
+                text.push_str(&format!("{errors} error(s), {warnings} warning(s)\n"));
+            }
+            text
+        }
+    };
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+fn exit_for(compilation: &Compilation) -> ExitCode {
+    if compilation.has_errors() { ExitCode::from(EXIT_INPUT) } else { ExitCode::SUCCESS }
+}
+
+fn run_compile(args: &CompileArgs) -> ExitCode {
+    let compilation = match load_and_compile(&args.input) {
+        Ok(compilation) => compilation,
+        Err(code) => return code,
+    };
+    let Some(plan) = &compilation.plan else { return ExitCode::from(EXIT_INPUT) };
+    let script = match emit::deploy_script(plan) {
+        Ok(script) => script,
+        Err(error) => return usage_error(&error.to_string()),
+    };
+    match args.output.as_deref() {
+        None => write_stdout(&script),
+        Some(path) if path == Path::new("-") => write_stdout(&script),
+        Some(path) => match write_atomically(path, script.as_bytes(), true) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => usage_error(&format!("cannot write {}: {error}", path.display())),
+        },
+    }
+}
+
+fn run_plan(input: &InputArgs, format: PlanFormat) -> ExitCode {
+    let compilation = match load_and_compile(input) {
+        Ok(compilation) => compilation,
+        Err(code) => return code,
+    };
+    let Some(plan) = &compilation.plan else { return ExitCode::from(EXIT_INPUT) };
+    let text = match format {
+        PlanFormat::Text => emit::plan_text(plan),
+        PlanFormat::Json => match serde_json::to_string_pretty(plan) {
+            Ok(json) => json + "\n",
+            Err(error) => return usage_error(&format!("cannot serialise the plan: {error}")),
+        },
+    };
+    write_stdout(&text)
+}
+
+fn write_stdout(text: &str) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`anklumec ... | head`) is not worth a message.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => usage_error(&format!("cannot write to standard output: {error}")),
+    }
+}
+
+/// Write `bytes` to `path` so that the file appears complete or not at all: write a
+/// temporary file in the same directory, flush it to disk, then rename it over.
+fn write_atomically(path: &Path, bytes: &[u8], executable: bool) -> std::io::Result<()> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file"))?;
+    let temporary = directory.join(format!(".{}.anklumec-{}.tmp", file_name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        if executable {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o755))?;
+        }
+        std::fs::rename(&temporary, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
+}
+
+fn explain(code: &str) -> ExitCode {
+    match Code::lookup(code) {
+        Some(code) => {
+            write_stdout(&format!("{} ({}): {}\n\n{}\n", code.id, code.severity(), code.summary, code.explanation))
+        }
+        None => {
+            let known: Vec<&str> = codes::ALL.iter().map(|code| code.id).collect();
+            usage_error(&format!("unknown diagnostic code `{code}`; known codes: {}", known.join(", ")))
+        }
+    }
+}

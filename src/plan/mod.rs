@@ -1,0 +1,255 @@
+//! The plan IR: an ordered list of typed steps that says everything a back end needs
+//! to converge Incus to infra.yml, and nothing about bash or HTTP.
+//!
+//! Values are resolved (addresses assigned, defaults applied, config normalised to
+//! Incus strings). Every step carries the infra.yml position it came from, so a
+//! failure at deploy time can name the line. `plan --format json` serialises this type;
+//! its shape is versioned by [`SCHEMA_VERSION`] and documented in `docs/plan-schema.md`.
+
+use crate::source::Location;
+use crate::syntax::ast::InstanceType;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+/// Bumped whenever the JSON form of [`Plan`] changes incompatibly.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Incus configuration: key → string value, sorted (as Incus stores them).
+pub type Config = BTreeMap<String, String>;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub schema_version: u32,
+    pub generator: String,
+    pub source: SourceInfo,
+    pub project_name: String,
+    pub waits: Waits,
+    /// Every image the plan may need, with the instances that use it; back ends check
+    /// them before changing anything (the air-gapped case).
+    pub images: Vec<ImageUse>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceInfo {
+    /// The path as given on the command line.
+    pub path: String,
+    /// sha256 of the source bytes, hex.
+    pub sha256: String,
+}
+
+/// The seed's wait loops: `retries` polls, `delay` seconds apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Wait {
+    pub retries: u32,
+    pub delay: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Waits {
+    pub lxc: Wait,
+    pub vm: Wait,
+    pub vm_agent: Wait,
+}
+
+impl Waits {
+    /// The seed's defaults: 30 × 2 s for containers, 60 × 2 s for VMs, 30 × 2 s for the agent.
+    pub const SEED_DEFAULTS: Waits = Waits {
+        lxc: Wait { retries: 30, delay: 2 },
+        vm: Wait { retries: 60, delay: 2 },
+        vm_agent: Wait { retries: 30, delay: 2 },
+    };
+
+    pub fn boot(&self, instance_type: InstanceType) -> Wait {
+        match instance_type {
+            InstanceType::Container => self.lxc,
+            InstanceType::VirtualMachine => self.vm,
+        }
+    }
+}
+
+/// `[<remote>:]<alias-or-fingerprint>`, as the incus CLI takes it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ImageRef {
+    pub remote: Option<String>,
+    pub name: String,
+}
+
+impl ImageRef {
+    /// Split at the first `:` (remote names cannot contain one; aliases may contain `/`).
+    pub fn parse(text: &str) -> ImageRef {
+        match text.split_once(':') {
+            Some((remote, name)) if !remote.is_empty() => {
+                ImageRef { remote: Some(remote.to_string()), name: name.to_string() }
+            }
+            _ => ImageRef { remote: None, name: text.to_string() },
+        }
+    }
+
+    /// The image lives on this Incus server (no remote, or `local:`): an air-gapped
+    /// deployment can check it exists before changing anything.
+    pub fn is_local(&self) -> bool {
+        self.remote.as_deref().is_none_or(|remote| remote == "local")
+    }
+}
+
+impl std::fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.remote {
+            Some(remote) => write!(f, "{remote}:{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageUse {
+    pub image: String,
+    pub local: bool,
+    /// `project/instance` of every instance created from it.
+    pub instances: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    /// Stable id, such as `instance:work/web`.
+    pub id: String,
+    /// Ids of the steps that must succeed first.
+    pub depends_on: Vec<String>,
+    /// Where in infra.yml this step comes from.
+    pub origin: Location,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    EnsureProject(ProjectSpec),
+    EnsureNetwork(NetworkSpec),
+    EnsureProfile(ProfileSpec),
+    EnsureVolume(VolumeSpec),
+    EnsureInstance(InstanceSpec),
+    StartInstance(InstanceTarget),
+    WaitRunning(WaitSpec),
+    WaitAgent(WaitSpec),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ProjectSpec {
+    pub name: String,
+    pub description: String,
+    pub config: Config,
+}
+
+/// A managed bridge; bridges live in the `default` project (only OVN networks can
+/// live in other projects).
+#[derive(Clone, Debug, Serialize)]
+pub struct NetworkSpec {
+    pub name: String,
+    pub description: String,
+    pub config: Config,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Device {
+    #[serde(rename = "type")]
+    pub device_type: String,
+    pub options: Config,
+}
+
+pub type Devices = BTreeMap<String, Device>;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ProfileSpec {
+    pub project: String,
+    pub name: String,
+    pub description: String,
+    pub config: Config,
+    pub devices: Devices,
+}
+
+/// A custom storage volume (a machine's `storage_volumes`).
+#[derive(Clone, Debug, Serialize)]
+pub struct VolumeSpec {
+    pub project: String,
+    pub pool: String,
+    pub name: String,
+    pub config: Config,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InstanceSpec {
+    pub project: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub instance_type: InstanceType,
+    pub image: String,
+    pub description: String,
+    /// Applied in order; later profiles win.
+    pub profiles: Vec<String>,
+    pub config: Config,
+    pub devices: Devices,
+    /// The static IPv4 address, if any (also in the `eth0` device).
+    pub address: Option<Ipv4Addr>,
+    /// anklume metadata, not Incus state: kept for the inventory back end.
+    pub roles: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InstanceTarget {
+    pub project: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub instance_type: InstanceType,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WaitSpec {
+    pub project: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub instance_type: InstanceType,
+    pub wait: Wait,
+}
+
+/// A short digest of a resource's declared state. The bash back end stamps it on
+/// what it manages so that a rerun can tell "unchanged" from one batched read.
+pub fn stamp<T: Serialize>(declared: &T) -> String {
+    // serde_json of a struct with BTreeMaps is canonical: fields in declaration
+    // order, maps sorted.
+    let json = serde_json::to_vec(declared).unwrap_or_default();
+    let digest = Sha256::digest(&json);
+    digest.iter().take(10).map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_references() {
+        assert_eq!(
+            ImageRef::parse("images:debian/13"),
+            ImageRef { remote: Some("images".into()), name: "debian/13".into() }
+        );
+        assert_eq!(ImageRef::parse("tiny"), ImageRef { remote: None, name: "tiny".into() });
+        assert!(ImageRef::parse("local:tiny").is_local());
+        assert!(ImageRef::parse("tiny").is_local());
+        assert!(!ImageRef::parse("images:debian/13").is_local());
+        assert_eq!(ImageRef::parse("images:debian/13").to_string(), "images:debian/13");
+    }
+
+    #[test]
+    fn stamps_change_with_content_and_are_stable() {
+        let mut config = Config::new();
+        config.insert("limits.cpu".into(), "2".into());
+        let a = stamp(&config);
+        assert_eq!(a, stamp(&config.clone()));
+        assert_eq!(a.len(), 20);
+        config.insert("limits.cpu".into(), "4".into());
+        assert_ne!(a, stamp(&config));
+    }
+}

@@ -1,0 +1,6 @@
+//! The front end: YAML text to a spanned tree ([`yaml`]), then to the typed tree of
+//! infra.yml ([`ast`]) by [`read`], which reports shape and type problems.
+
+pub mod ast;
+pub mod read;
+pub mod yaml;
