@@ -1,0 +1,119 @@
+//! The command line contract: exit codes, where output goes, and that a failed
+//! compilation never writes or damages the output file.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const GOOD: &str = "project_name: t\nglobal:\n  addressing: {base_octet: 10, zone_base: 100}\n  default_os_image: tiny\ndomains:\n  work:\n    machines:\n      web: {}\n";
+const BAD: &str = "project_name: t\nglobal:\n  addressing: {base_octet: 10}\n  default_os_image: tiny\ndomains:\n  work:\n    machines:\n      web: {type: container}\n";
+
+fn anklumec(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_anklumec")).args(args).current_dir(dir).output().expect("runs")
+}
+
+fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write");
+    }
+    dir
+}
+
+#[test]
+fn compiling_writes_an_executable_script_and_exits_0() {
+    let dir = dir_with(&[("infra.yml", GOOD)]);
+    let output = anklumec(&["infra.yml", "-o", "deploy.sh"], dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let script = std::fs::read_to_string(dir.path().join("deploy.sh")).expect("written");
+    assert!(script.starts_with("#!/usr/bin/env bash\n"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("deploy.sh")).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o111, 0o111, "deploy.sh is executable");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").flatten().map(|e| e.file_name()).collect();
+    assert_eq!(leftovers.len(), 2, "no temporary file is left behind: {leftovers:?}");
+}
+
+#[test]
+fn dash_writes_to_standard_output() {
+    let dir = dir_with(&[("infra.yml", GOOD)]);
+    let output = anklumec(&["infra.yml", "-o", "-"], dir.path());
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("#!/usr/bin/env bash\n"));
+}
+
+#[test]
+fn errors_exit_1_and_leave_an_existing_output_untouched() {
+    let dir = dir_with(&[("infra.yml", BAD), ("deploy.sh", "previous script\n")]);
+    let output = anklumec(&["infra.yml", "-o", "deploy.sh"], dir.path());
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("E0005") && stderr.contains("infra.yml:8:"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("deploy.sh")).expect("still there"), "previous script\n");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn errors_create_no_output_file() {
+    let dir = dir_with(&[("infra.yml", BAD)]);
+    let output = anklumec(&["infra.yml", "-o", "deploy.sh"], dir.path());
+    assert_eq!(output.status.code(), Some(1));
+    assert!(!dir.path().join("deploy.sh").exists());
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    let dir = dir_with(&[]);
+    assert_eq!(anklumec(&["missing.yml"], dir.path()).status.code(), Some(2));
+    assert_eq!(anklumec(&["--no-such-flag"], dir.path()).status.code(), Some(2));
+    let dir = dir_with(&[("infra.yml", GOOD)]);
+    assert_eq!(anklumec(&["infra.yml", "-o", "no/such/dir/deploy.sh"], dir.path()).status.code(), Some(2));
+    assert_eq!(anklumec(&["explain", "E9999"], dir.path()).status.code(), Some(2));
+}
+
+#[test]
+fn check_prints_diagnostics_and_writes_nothing() {
+    let dir = dir_with(&[("infra.yml", BAD)]);
+    let output = anklumec(&["check", "infra.yml"], dir.path());
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    let dir = dir_with(&[("infra.yml", GOOD)]);
+    assert_eq!(anklumec(&["check", "infra.yml"], dir.path()).status.code(), Some(0));
+}
+
+#[test]
+fn json_diagnostics_are_one_object_per_line() {
+    let dir = dir_with(&[("infra.yml", BAD)]);
+    let output = anklumec(&["check", "infra.yml", "--message-format", "json"], dir.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let first: serde_json::Value = serde_json::from_str(stderr.lines().next().expect("a line")).expect("json");
+    assert_eq!(first["code"], "E0005");
+    assert_eq!(first["line"], 8);
+}
+
+#[test]
+fn plan_json_carries_the_schema_version() {
+    let dir = dir_with(&[("infra.yml", GOOD)]);
+    let output = anklumec(&["plan", "infra.yml", "--format", "json"], dir.path());
+    assert_eq!(output.status.code(), Some(0));
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(plan["schema_version"], anklumec::plan::SCHEMA_VERSION);
+    assert_eq!(plan["steps"][0]["action"], "ensure_project");
+}
+
+#[test]
+fn deny_warnings_turns_warnings_into_errors() {
+    let warned = "project_name: t\nglobal:\n  addressing: {base_octet: 10}\n  default_os_image: tiny\ndomains:\n  work:\n    machines:\n      web: {tpye: vm}\n";
+    let dir = dir_with(&[("infra.yml", warned)]);
+    assert_eq!(anklumec(&["check", "infra.yml"], dir.path()).status.code(), Some(0));
+    assert_eq!(anklumec(&["check", "infra.yml", "--deny-warnings"], dir.path()).status.code(), Some(1));
+}
+
+#[test]
+fn every_code_has_an_explanation() {
+    let dir = dir_with(&[]);
+    for code in anklumec::diagnostics::codes::ALL {
+        let output = anklumec(&["explain", code.id], dir.path());
+        assert_eq!(output.status.code(), Some(0), "{}", code.id);
+        assert!(String::from_utf8_lossy(&output.stdout).len() > 80, "{} has a real explanation", code.id);
+    }
+}
