@@ -33,7 +33,8 @@ fn check(fixture: &str, want_subnets: &[(&str, &str)], want_machines: &[(&str, &
     let (subnets, machines) = addresses(&plan_of(fixture));
     let want_subnets: BTreeMap<String, String> =
         want_subnets.iter().map(|(d, s)| (anklumec::lower::bridge_name(d), format!("{s}.254/24"))).collect();
-    let want_machines: BTreeMap<String, String> = want_machines.iter().map(|(m, a)| (m.to_string(), a.to_string())).collect();
+    let want_machines: BTreeMap<String, String> =
+        want_machines.iter().map(|(m, a)| (m.to_string(), a.to_string())).collect();
     assert_eq!(subnets, want_subnets, "{fixture}: subnets");
     assert_eq!(machines, want_machines, "{fixture}: machine addresses");
 }
@@ -84,7 +85,12 @@ fn sandbox_isolation() {
     check(
         "anklume__examples__sandbox-isolation.yml",
         &[("anklume", "10.100.0"), ("sandbox", "10.150.0")],
-        &[("sbx-admin", "10.100.0.1"), ("sbx-test", "10.150.0.1"), ("sbx-vm", "10.150.0.2"), ("sbx-monitor", "10.150.0.3")],
+        &[
+            ("sbx-admin", "10.100.0.1"),
+            ("sbx-test", "10.150.0.1"),
+            ("sbx-vm", "10.150.0.2"),
+            ("sbx-monitor", "10.150.0.3"),
+        ],
     );
 }
 
@@ -123,7 +129,12 @@ fn gpu_ai_services_lab() {
 fn security_audit_lab() {
     check(
         "anklume__labs__05-security-audit.yml",
-        &[("corp-office", "10.110.0"), ("corp-dev", "10.120.0"), ("corp-dmz", "10.140.0"), ("corp-sandbox", "10.150.0")],
+        &[
+            ("corp-office", "10.110.0"),
+            ("corp-dev", "10.120.0"),
+            ("corp-dmz", "10.140.0"),
+            ("corp-sandbox", "10.150.0"),
+        ],
         &[
             ("office-workstation", "10.110.0.1"),
             ("office-fileserver", "10.110.0.2"),

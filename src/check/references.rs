@@ -18,7 +18,7 @@ enum Target<'a> {
 pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
     for domain in &infra.domains {
         for machine in &domain.machines {
-            check_profiles(domain, machine, diagnostics);
+            check_profiles(infra, domain, machine, diagnostics);
             check_machine_image(infra, machine, diagnostics);
             check_volumes(machine, diagnostics);
         }
@@ -30,7 +30,7 @@ pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
     check_shared_volumes(infra, diagnostics);
 }
 
-fn check_profiles(domain: &Domain, machine: &Machine, diagnostics: &mut Diagnostics) {
+fn check_profiles(infra: &Infra, domain: &Domain, machine: &Machine, diagnostics: &mut Diagnostics) {
     let Some(profiles) = &machine.profiles else { return };
     let mut seen: HashMap<&str, &Name> = HashMap::new();
     for reference in &profiles.value {
@@ -58,6 +58,12 @@ fn check_profiles(domain: &Domain, machine: &Machine, diagnostics: &mut Diagnost
             format!("unknown profile `{}`", printable(&reference.value)),
             format!("domain `{}` declares no profile `{}`", domain.name.value, printable(&reference.value)),
         );
+        if let Some(elsewhere) = infra.domains.iter().find(|other| other.profile(&reference.value).is_some()) {
+            diagnostic = diagnostic.with_note(format!(
+                "domain `{}` declares a profile `{}`, but each domain is an Incus project with its own profiles",
+                elsewhere.name.value, reference.value
+            ));
+        }
         diagnostic = match closest(&reference.value, declared) {
             Some(suggestion) => diagnostic.with_help(format!("Did you mean `{suggestion}`?")),
             None => diagnostic.with_help(format!("Declare it under domains.{}.profiles.", domain.name.value)),
@@ -325,7 +331,12 @@ mod tests {
             "  one:\n    profiles:\n      big:\n        config: {}\n  two:\n    machines:\n      web:\n        profiles: [big]\n",
         );
         let diagnostics = check_text(&text);
-        assert_eq!(found(&text, &diagnostics, "E0015"), ["big"]);
+        let d = only(&diagnostics, "E0015");
+        assert_eq!(primary(&text, d), "big");
+        assert_eq!(
+            d.notes,
+            ["domain `one` declares a profile `big`, but each domain is an Incus project with its own profiles"]
+        );
     }
 
     #[test]
@@ -356,6 +367,15 @@ mod tests {
         assert_eq!(found(&text, &diagnostics, "W0005"), ["old", "relic"]);
         let relic = diagnostics.iter().find(|d| d.code.id == "W0005" && primary(&text, d) == "relic").expect("relic");
         assert_eq!(secondaries(&text, relic), ["false"]);
+    }
+
+    #[test]
+    fn policies_need_both_ends() {
+        let text = with_domains("  work: {}\nnetwork_policies:\n  - {to: work, ports: all}\n");
+        let diagnostics = check_text(&text);
+        let d = only(&diagnostics, "E0004");
+        assert_eq!(d.message, "network policy has no `from`");
+        assert_eq!(d.primary_span().start, text.find("{to").expect("policy"));
     }
 
     #[test]
