@@ -708,7 +708,17 @@ impl Reader<'_> {
             match key {
                 "base_octet" => addressing.base_octet = self.int(&entry.value, &what),
                 "zone_base" => addressing.zone_base = self.int(&entry.value, &what),
-                "zone_step" => addressing.zone_step = self.int(&entry.value, &what),
+                "zone_step" => {
+                    addressing.zone_step = self.int(&entry.value, &what);
+                    // anklume validates zone_step but its zone offsets are fixed; say so
+                    // when a user sets it expecting an effect.
+                    if addressing.zone_step.as_ref().is_some_and(|step| step.value != 10) {
+                        self.not_acted_on(
+                            &entry.key,
+                            "zone offsets are fixed by anklume's convention (admin +0, trusted +10, semi-trusted +20, untrusted +40, disposable +50), as in anklume's generator",
+                        );
+                    }
+                }
                 _ => self.unknown_key(&entry.key, "`global.addressing`", ADDRESSING_KEYS),
             }
         }
