@@ -61,3 +61,74 @@ fn generated_scripts_pass_shellcheck() {
         assert!(ok, "shellcheck complains about the script of {name}:\n{output}");
     }
 }
+
+/// A stand-in `incus` that records the argv of every call (NUL-separated, one call per
+/// record) and behaves as an empty server: nothing exists, every change succeeds.
+const RECORDING_INCUS: &str = r#"#!/usr/bin/env bash
+{ printf '%s\0' "$@"; printf '\n\0'; } >>"$ANKLUMEC_TEST_LOG"
+case "$1 $2" in
+  "query /1.0") echo '{}' ;;
+  "list --project") ;;
+  "list ^"*) echo RUNNING ;;
+  "image info") echo 'Type: container' ;;
+  "project show"|"network show"|"profile show"|"storage volume") exit 1 ;;
+  "project get"|"network get"|"profile get"|"config get") exit 1 ;;
+  "config device") [[ $3 == get ]] && exit 1 ;;
+  "profile device") [[ $3 == get ]] && exit 1 ;;
+esac
+exit 0
+"#;
+
+#[test]
+fn hostile_values_reach_incus_as_exact_literals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin");
+    let incus = bin.join("incus");
+    std::fs::write(&incus, RECORDING_INCUS).expect("stand-in");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&incus, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let log = dir.path().join("calls");
+
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ok/own__hostile-strings.yml");
+    let text = std::fs::read_to_string(path).expect("fixture");
+    let plan = compile_source("hostile.yml", &text, Options::default()).plan.expect("compiles");
+    let script = deploy_script(&plan).expect("renders");
+    let script_path = dir.path().join("deploy.sh");
+    std::fs::write(&script_path, &script).expect("script");
+
+    let output = Command::new("bash")
+        .arg(&script_path)
+        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+        .env("ANKLUMEC_TEST_LOG", &log)
+        .env("HOME", dir.path())
+        .current_dir(dir.path())
+        .output()
+        .expect("bash runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let recorded = std::fs::read(&log).expect("log");
+    let calls: Vec<Vec<String>> = recorded
+        .split(|&b| b == 0)
+        .collect::<Vec<_>>()
+        .split(|field| *field == b"\n")
+        .map(|call| call.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect())
+        .filter(|call: &Vec<String>| !call.is_empty())
+        .collect();
+    let has = |needle: &[&str]| calls.iter().any(|call| needle.iter().all(|n| call.iter().any(|arg| arg == n)));
+
+    let domain_description = "it's \"quoted\" $HOME `uname` \\ back\tslash; | & > < * ? [a] {b,c} ~ ! # %";
+    assert!(has(&["project", "set", "odd", &format!("description={domain_description}")]), "{calls:#?}");
+    assert!(has(&["config", "set", "odd-1", "description=line one\nline two\n-- --help -rf"]), "{calls:#?}");
+    assert!(has(&["create", "tiny", "odd-1", "user.note=--force"]), "{calls:#?}");
+    assert!(has(&["create", "user.glob=*", "user.unicode=été — ünïcödé ✓"]), "{calls:#?}");
+    assert!(
+        has(&["create", "cloud-init.user-data=#cloud-config\nruncmd:\n  - echo \"$(whoami)\" > /tmp/x\n"]),
+        "{calls:#?}"
+    );
+    // The project name holds `; echo pwned` and `$(...)`: had it escaped its comment or
+    // quotes, bash would have printed it as a line of its own.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.lines().any(|line| line.trim() == "pwned"), "{stdout}");
+    assert!(stdout.contains("1 created") || stdout.contains("created"), "{stdout}");
+}
