@@ -83,7 +83,7 @@ fn check_device_types(devices: &[crate::syntax::ast::Device], diagnostics: &mut 
             continue;
         }
         let diagnostic = Diagnostic::new(
-            codes::INVALID_ENUM,
+            codes::UNKNOWN_DEVICE_TYPE,
             device_type.span,
             format!("unknown device type `{}`", printable(&device_type.value)),
             format!("device `{}` has no valid type", printable(&device.name.value)),
@@ -458,7 +458,7 @@ mod tests {
             "  work:\n    machines:\n      web:\n        devices:\n          card:\n            type: gpuu\n",
         );
         let diagnostics = check_text(&text);
-        let d = only(&diagnostics, "E0005");
+        let d = only(&diagnostics, "E0035");
         assert_eq!(primary(&text, d), "gpuu");
         assert_eq!(d.help.as_deref(), Some("Did you mean `gpu`?"));
     }

@@ -156,7 +156,7 @@ fn check_bridge_collisions(infra: &Infra, diagnostics: &mut Diagnostics) {
         match bridges.get(&bridge) {
             Some(first) if first.value != domain.name.value => diagnostics.push(
                 Diagnostic::new(
-                    codes::INVALID_VALUE,
+                    codes::DUPLICATE_BRIDGE,
                     domain.name.span,
                     format!("domains `{}` and `{}` would share bridge `{bridge}`", first.value, domain.name.value),
                     format!("domain `{}` gets bridge `{bridge}`", domain.name.value),
@@ -315,7 +315,7 @@ mod tests {
         let short = bridge_name("corp-sandbox").trim_start_matches("net-").to_string();
         let text = with_domains(&format!("  corp-sandbox: {{}}\n  {short}: {{}}\n"));
         let diagnostics = check_text(&text);
-        let d = only(&diagnostics, "E0030");
+        let d = only(&diagnostics, "E0019");
         assert_eq!(primary(&text, d), short);
         assert_eq!(secondaries(&text, d), ["corp-sandbox"]);
     }

@@ -148,6 +148,12 @@ fewer domains the trust level.";
 order, skipping addresses taken explicitly. A domain with more than 99 such machines
 runs out. Split the domain, or give some machines explicit addresses in `.250`-`.253`.";
 
+    DUPLICATE_BRIDGE = "E0019", Error, "two domains would share a bridge",
+"Each domain gets its own bridge, `net-<domain>`, shortened to 15 characters when the
+domain name is long (see W0006). Two domains whose bridge names come out the same (an
+11-character domain that looks like another domain's shortened name) would share one
+network. Rename one of the domains.";
+
     OUT_OF_RANGE = "E0020", Error, "a number is out of range",
 "Some integers have bounds: `boot_priority` 0-100, wait retries and delays at least 1
 (retries) and 0 (delay), ports 1-65535. The label shows the value and its bounds.";
@@ -193,6 +199,36 @@ holding only comments, or several documents separated by `---` are rejected.";
 NUL byte (Incus refuses them, and they have no place in a reviewed script), an empty
 name, or a value that contradicts another setting. The label explains which.";
 
+    UNKNOWN_CONFIG_KEY = "E0031", Error, "an Incus configuration key does not exist",
+"The key is not an instance option of Incus 6.0 (anklumec checks against Incus's own
+table of configuration keys). Incus would refuse it when the instance or profile is
+created (`Unknown configuration key`), halfway through the deployment. The help
+suggests the closest valid key. Free-form keys are allowed under `user.*` and
+`environment.*`; `volatile.*` keys belong to Incus and cannot be set.";
+
+    CONFIG_KEY_WRONG_TYPE = "E0032", Error, "a configuration key does not apply to this instance type",
+"Some Incus options exist only for containers (`security.nesting`, `security.privileged`,
+`raw.lxc`, `nvidia.runtime`, `limits.processes`, ...) or only for virtual machines
+(`security.secureboot`, `security.csm`, `raw.qemu`, ...). In a machine's own `config`,
+Incus refuses a key of the other type. Move it to the right machine, or change the
+machine's `type`.";
+
+    INVALID_CONFIG_VALUE = "E0033", Error, "a configuration value is not valid for its key",
+"Incus validates every value: booleans are `true` or `false` (as strings), integers are
+plain numbers, sizes are an integer with a case-sensitive unit (`512MiB`, `2GiB`, `1GB`; no
+decimals, no `M` or `Gib`) or a percentage, CPU limits a count (`2`) or a set (`0-3`,
+`0,2-3`). The label points at the offending character.";
+
+    DEVICE_OPTION = "E0034", Error, "a device option is missing or not valid here",
+"Each device type has options it needs and options it accepts: a `disk` needs `path`
+(except the root disk) and `source` or `pool`; a `nic` needs `network` or `nictype` (and
+`name` in a container); a `proxy` needs `listen` and `connect`; `pci` on a GPU passes a
+device through to a VM only. The label shows the device or option at fault.";
+
+    UNKNOWN_DEVICE_TYPE = "E0035", Error, "a device type does not exist",
+"Incus device types are `nic`, `disk`, `gpu`, `proxy`, `usb`, `unix-char`, `unix-block`,
+`unix-hotplug`, `infiniband`, `tpm`, `pci` and `none`. The help suggests the closest one.";
+
     UNKNOWN_KEY = "W0001", Warning, "an unknown key is ignored",
 "infra.yml has a key that anklumec (and anklume) does not know. It is ignored, which
 usually means a typo: the help line suggests the closest known key and lists the keys
@@ -222,6 +258,13 @@ anklume's own generator fails at deploy time. anklumec uses a shortened, stable 
 instead: `net-`, the first characters of the domain, `-`, and four hex digits derived
 from the whole domain name (so two long domains never share a bridge). The label shows
 the name used. Shorten the domain name to 11 characters to keep anklume's convention.";
+
+    PROFILE_KEY_NO_EFFECT = "W0007", Warning, "a profile key has no effect on a machine that uses it",
+"Incus accepts container-only and VM-only keys in a profile (a profile may serve both
+types), and each instance ignores the keys of the other type. A machine that uses such
+a profile silently does without the setting: a VM-only key like `security.secureboot`
+does nothing for a container. The label is on the machine's profile reference; the
+secondary label shows the key in the profile.";
 
     NOT_ACTED_ON = "N0001", Note, "a key is accepted but anklumec does not act on it",
 "The key belongs to anklume's schema (or another anklume tool) and is type-checked,
