@@ -4,7 +4,7 @@
 use anklumec::compile::{Compilation, Options, compile_source};
 use anklumec::diagnostics::{Code, codes, render};
 use anklumec::emit;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,6 +41,14 @@ enum Command {
         /// The code (E0001, W0001, N0001, ...).
         code: String,
     },
+    /// Print a shell completion script (for example `anklumec completions bash > /etc/bash_completion.d/anklumec`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, in roff (for example `anklumec man | man -l -`).
+    Man,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -102,6 +110,18 @@ fn main() -> ExitCode {
         },
         Some(Command::Plan { input, format }) => run_plan(&input, format),
         Some(Command::Explain { code }) => explain(&code),
+        Some(Command::Completions { shell }) => {
+            let mut buffer = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "anklumec", &mut buffer);
+            write_stdout(&String::from_utf8_lossy(&buffer))
+        }
+        Some(Command::Man) => {
+            let mut buffer = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut buffer) {
+                Ok(()) => write_stdout(&String::from_utf8_lossy(&buffer)),
+                Err(error) => usage_error(&format!("cannot render the manual page: {error}")),
+            }
+        }
     }
 }
 

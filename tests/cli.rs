@@ -117,3 +117,19 @@ fn every_code_has_an_explanation() {
         assert!(String::from_utf8_lossy(&output.stdout).len() > 80, "{} has a real explanation", code.id);
     }
 }
+
+#[test]
+fn completions_and_man_page_are_generated_from_the_cli() {
+    let dir = dir_with(&[]);
+    for shell in ["bash", "zsh", "fish"] {
+        let output = anklumec(&["completions", shell], dir.path());
+        assert_eq!(output.status.code(), Some(0), "{shell}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("anklumec") && text.contains("explain"), "{shell} completions name the subcommands");
+    }
+    let output = anklumec(&["man"], dir.path());
+    assert_eq!(output.status.code(), Some(0));
+    let page = String::from_utf8_lossy(&output.stdout);
+    assert!(page.starts_with(".ie") || page.contains(".TH anklumec"), "{page}");
+    assert!(page.contains("deny\\-warnings") || page.contains("deny-warnings"));
+}
