@@ -55,7 +55,7 @@ fn check_settings(global: &Global, diagnostics: &mut Diagnostics) -> bool {
         if let Some(zone_base) = addressing.zone_base.as_ref().filter(|v| !(0..=ZONE_BASE_MAX).contains(&v.value)) {
             bad(
                 zone_base,
-                format!("zone_base {} is out of range", zone_base.value),
+                format!("`zone_base` {} is out of range", zone_base.value),
                 &format!("must be from 0 to {ZONE_BASE_MAX}"),
                 format!("Use a zone_base from 0 to {ZONE_BASE_MAX}; the default is {}.", numbering::DEFAULT_ZONE_BASE),
                 diagnostics,
@@ -64,7 +64,7 @@ fn check_settings(global: &Global, diagnostics: &mut Diagnostics) -> bool {
         if let Some(zone_step) = addressing.zone_step.as_ref().filter(|v| v.value < 1) {
             bad(
                 zone_step,
-                format!("zone_step {} is out of range", zone_step.value),
+                format!("`zone_step` {} is out of range", zone_step.value),
                 "must be at least 1",
                 "Use a positive zone_step such as 10.".into(),
                 diagnostics,
@@ -144,7 +144,7 @@ fn check_subnet_ids(infra: &Infra, mode: Option<Mode>, diagnostics: &mut Diagnos
                 Diagnostic::new(
                     codes::SUBNET_ID,
                     subnet_id.span,
-                    format!("subnet_id {} is out of range", subnet_id.value),
+                    format!("`subnet_id` {} is out of range", subnet_id.value),
                     format!("must be from 0 to {SUBNET_ID_MAX}"),
                 )
                 .with_note("subnet_id is the third octet of the domain's /24 subnet"),
@@ -159,16 +159,14 @@ fn check_subnet_ids(infra: &Infra, mode: Option<Mode>, diagnostics: &mut Diagnos
                 let mut diagnostic = Diagnostic::new(
                     codes::DUPLICATE_SUBNET_ID,
                     subnet_id.span,
-                    format!("subnet_id {} is used by two domains{where_}", subnet_id.value),
+                    format!("`subnet_id` {} is used by two domains{where_}", subnet_id.value),
                     format!("domain `{}` uses it again", domain.name.value),
                 )
                 .with_label(first_id, format!("first used by domain `{}` here", first.name.value));
                 if let Some(subnet) = mode.and_then(|mode| same_subnet(mode, domain, subnet_id.value)) {
                     diagnostic = diagnostic.with_note(format!("both domains would get {}", subnet.cidr()));
                 }
-                diagnostics.push(diagnostic.with_help(
-                    "Give each domain of a zone its own subnet_id, or remove it to number the domain automatically.",
-                ));
+                diagnostics.push(diagnostic.with_help("Give each of the two domains its own `subnet_id`."));
             }
             None => {
                 seen.insert((zone, subnet_id.value), domain);
@@ -254,7 +252,7 @@ fn check_machine_addresses(infra: &Infra, subnets: &[Option<Subnet>], automatic:
                         format!("address `{address}` is outside the subnet of domain `{}`", domain.name.value),
                         format!("not in {}", subnet.cidr()),
                     )
-                    .with_note(format!("the subnet of domain {} is {}", domain.name.value, subnet.cidr()))
+                    .with_note(format!("the subnet of domain `{}` is {}", domain.name.value, subnet.cidr()))
                     .with_help(format!("Use an address such as `{}`, or {without_ip}.", subnet.host(10))),
                 );
             } else if let Some(reserved) = Reserved::of_host(address.octets()[3]) {
@@ -278,7 +276,7 @@ fn check_machine_addresses(infra: &Infra, subnets: &[Option<Subnet>], automatic:
                             format!("address `{address}` is used by two machines"),
                             format!("`{}` uses it again", machine.name.value),
                         )
-                        .with_label(first_ip, format!("first used by {} here", first.name.value))
+                        .with_label(first_ip, format!("first used by `{}` here", first.name.value))
                         .with_help(format!("Give each machine its own address, or {without_ip}.")),
                     );
                 }
@@ -416,7 +414,7 @@ mod tests {
         );
         let diagnostics = check_text(&text);
         let d = only(&diagnostics, "E0014");
-        assert_eq!(d.message, "subnet_id 3 is used by two domains in the semi-trusted zone");
+        assert_eq!(d.message, "`subnet_id` 3 is used by two domains in the semi-trusted zone");
         assert_eq!(d.labels[1].message, "first used by domain `one` here");
         assert_eq!(d.notes, ["both domains would get 10.120.3.0/24"]);
     }
@@ -450,7 +448,7 @@ mod tests {
         let diagnostics = check_text(&text);
         let d = only(&diagnostics, "E0010");
         assert_eq!(primary(&text, d), "10.110.0.5");
-        assert_eq!(d.notes, ["the subnet of domain work is 10.120.0.0/24"]);
+        assert_eq!(d.notes, ["the subnet of domain `work` is 10.120.0.0/24"]);
     }
 
     #[test]
@@ -479,7 +477,7 @@ mod tests {
         let diagnostics = check_text(&text);
         let d = only(&diagnostics, "E0011");
         assert_eq!(d.primary_span().start, text.rfind("10.120.0.5").expect("second"));
-        assert_eq!(d.labels[1].message, "first used by a here");
+        assert_eq!(d.labels[1].message, "first used by `a` here");
         assert_eq!(d.labels[1].span.start, text.find("10.120.0.5").expect("first"));
     }
 

@@ -3,13 +3,13 @@
 
 use super::{closest, printable, quoted_list};
 use crate::diagnostics::{Diagnostic, Diagnostics, codes};
+use crate::incus::values;
 use crate::source::{Span, Spanned};
 use crate::syntax::ast::{ConfigEntry, Domain, GpuPolicy, Infra, InstanceType, Machine, Profile, TrustLevel};
 
 pub const BOOT_PRIORITY_MAX: i64 = 100;
 pub const RETRIES_MAX: i64 = 100_000;
 pub const DELAY_MAX: i64 = 3600;
-pub const SCHEDULE_ALIASES: &[&str] = &["@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually"];
 /// Incus device types.
 pub const DEVICE_TYPES: &[&str] = &[
     "nic",
@@ -48,7 +48,7 @@ fn out_of_range(value: &Spanned<i64>, what: &str, low: i64, high: i64) -> Diagno
     Diagnostic::new(
         codes::OUT_OF_RANGE,
         value.span,
-        format!("{what} {} is out of range", value.value),
+        format!("`{what}` {} is out of range", value.value),
         format!("must be from {low} to {high}"),
     )
 }
@@ -65,12 +65,12 @@ fn check_waits(infra: &Infra, diagnostics: &mut Diagnostics) {
     ];
     for (value, name, low, high) in settings {
         if let Some(value) = value.as_ref().filter(|v| !(low..=high).contains(&v.value)) {
-            let help = if low == 1 {
-                "The number of polls must be at least 1."
+            let (note, help) = if low == 1 {
+                ("retries is the number of polls", format!("Write a number of polls from {low} to {high}."))
             } else {
-                "The delay is in seconds between polls."
+                ("the delay is in seconds between polls", format!("Write a delay from {low} to {high} seconds."))
             };
-            diagnostics.push(out_of_range(value, name, low, high).with_help(help));
+            diagnostics.push(out_of_range(value, name, low, high).with_note(note).with_help(help));
         }
     }
 }
@@ -95,70 +95,40 @@ fn check_device_types(devices: &[crate::syntax::ast::Device], diagnostics: &mut 
     }
 }
 
-/// Why `schedule` is not a snapshot schedule Incus accepts, if it is not.
-pub fn schedule_problem(schedule: &str) -> Option<String> {
-    let trimmed = schedule.trim();
-    if trimmed.starts_with('@') {
-        return trimmed
-            .split(',')
-            .map(str::trim)
-            .find(|alias| !SCHEDULE_ALIASES.contains(alias))
-            .map(|alias| format!("`{}` is not a schedule alias", printable(alias)));
-    }
-    let fields: Vec<&str> = trimmed.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Some(format!(
-            "{} field{}, a cron expression has 5",
-            fields.len(),
-            if fields.len() == 1 { "" } else { "s" }
-        ));
-    }
-    fields
-        .iter()
-        .find(|field| !field.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '*' | ',' | '-' | '/' | '?')))
-        .map(|field| format!("`{}` is not a cron field", printable(field)))
-}
-
-/// Why `expiry` is not a snapshot expiry (`<number><unit>`), if it is not.
-pub fn expiry_problem(expiry: &str) -> Option<String> {
-    let digits = expiry.chars().take_while(char::is_ascii_digit).count();
-    let rest = &expiry[digits..];
-    let unit_ok = rest.len() == 1 && matches!(rest, "m" | "h" | "H" | "d" | "w" | "M" | "y");
-    (digits == 0 || !unit_ok).then(|| "expected a number followed by a unit: m, h, H, d, w, M or y".to_string())
-}
-
 fn check_boot_and_snapshots(machine: &Machine, diagnostics: &mut Diagnostics) {
     if let Some(priority) = machine.boot_priority.as_ref().filter(|p| !(0..=BOOT_PRIORITY_MAX).contains(&p.value)) {
         diagnostics.push(
             out_of_range(priority, "boot_priority", 0, BOOT_PRIORITY_MAX)
-                .with_help("Machines with a higher boot_priority start first."),
+                .with_note("machines with a higher `boot_priority` start first")
+                .with_help(format!("Write a priority from 0 to {BOOT_PRIORITY_MAX}.")),
         );
     }
     if let Some(schedule) = &machine.snapshots_schedule
-        && let Some(problem) = schedule_problem(&schedule.value)
+        && let Err(error) = values::parse_cron(&schedule.value)
     {
         diagnostics.push(
             Diagnostic::new(
                 codes::INVALID_CRON,
-                schedule.span,
+                error.span_in(schedule.span, &schedule.value),
                 format!("invalid snapshot schedule `{}`", printable(&schedule.value)),
-                problem,
+                error.message,
             )
             .with_note("fields: minute, hour, day of month, month, day of week")
             .with_help("Write a 5-field cron expression such as `0 3 * * *`, or an alias such as `@daily`."),
         );
     }
     if let Some(expiry) = &machine.snapshots_expiry
-        && let Some(problem) = expiry_problem(&expiry.value)
+        && let Err(error) = values::parse_duration(&expiry.value)
     {
         diagnostics.push(
             Diagnostic::new(
                 codes::INVALID_EXPIRY,
-                expiry.span,
+                error.span_in(expiry.span, &expiry.value),
                 format!("invalid snapshot expiry `{}`", printable(&expiry.value)),
-                problem,
+                error.message,
             )
-            .with_help("Write a duration such as `30d`, `24h` or `2w`."),
+            .with_note("units: M (minutes), H (hours), d (days), w (weeks), y (years)")
+            .with_help("Write a duration such as `30d`, `24H` or `2w`."),
         );
     }
 }
@@ -358,27 +328,6 @@ fn check_gpu_policy(infra: &Infra, diagnostics: &mut Diagnostics) {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
-    use super::*;
-
-    #[test]
-    fn schedules() {
-        for schedule in ["0 3 * * *", "*/15 * * * 1-5", "@daily", "@hourly, @weekly", "0 0 1 jan mon"] {
-            assert_eq!(schedule_problem(schedule), None, "{schedule}");
-        }
-        assert_eq!(schedule_problem("0 3 * *").as_deref(), Some("4 fields, a cron expression has 5"));
-        assert_eq!(schedule_problem("@nightly").as_deref(), Some("`@nightly` is not a schedule alias"));
-        assert!(schedule_problem("0 3 * * $").is_some());
-    }
-
-    #[test]
-    fn expiries() {
-        for expiry in ["30d", "24h", "24H", "60m", "2w", "6M", "1y"] {
-            assert_eq!(expiry_problem(expiry), None, "{expiry}");
-        }
-        for expiry in ["", "d", "30", "30 d", "30days", "-1d", "1.5d"] {
-            assert!(expiry_problem(expiry).is_some(), "{expiry}");
-        }
-    }
 
     #[test]
     fn boot_and_snapshot_values() {
@@ -387,8 +336,36 @@ mod tests {
         );
         let diagnostics = check_text(&text);
         assert_eq!(found(&text, &diagnostics, "E0020"), ["101"]);
-        assert_eq!(found(&text, &diagnostics, "E0021"), ["\"0 3 * *\""]);
-        assert_eq!(found(&text, &diagnostics, "E0022"), ["14 days"]);
+        // The label is on the offending place inside the value: the end of the
+        // schedule, where the fifth field is missing (before the closing quote).
+        let cron = only(&diagnostics, "E0021");
+        assert_eq!(cron.primary_span().start, text.find("* *\"").expect("schedule") + 3);
+        assert_eq!(primary(&text, cron), "");
+        assert_eq!(cron.labels[0].message, "missing the day-of-week field (a cron expression has 5)");
+        let expiry = only(&diagnostics, "E0022");
+        assert_eq!(primary(&text, expiry), "days");
+        assert_eq!(expiry.labels[0].message, "unit `days` is not an expiry unit (days are `d`)");
+    }
+
+    #[test]
+    fn snapshot_labels_point_inside_the_value() {
+        let text = with_domains(
+            "  work:\n    machines:\n      a:\n        snapshots_schedule: \"0 24 * * *\"\n        snapshots_expiry: \"24h\"\n      b:\n        snapshots_schedule: 0 3 * * é\n        snapshots_expiry: 1d 1d\n      c:\n        snapshots_schedule: \"@nightly\"\n        snapshots_expiry: \"60m\"\n      d:\n        snapshots_schedule: \"0 3 * * *, @daily\"\n        snapshots_expiry: \"2H 30M\"\n",
+        );
+        let diagnostics = check_text(&text);
+        assert_eq!(found(&text, &diagnostics, "E0021"), ["24", "é", "@nightly"]);
+        assert_eq!(found(&text, &diagnostics, "E0022"), ["h", "1d", "m"]);
+        let hours = diagnostics.iter().find(|d| primary(&text, d) == "24").expect("hours");
+        assert_eq!(hours.labels[0].message, "`24` is out of range for hours (0-23)");
+        assert_eq!(hours.message, "invalid snapshot schedule `0 24 * * *`");
+    }
+
+    #[test]
+    fn escaped_values_keep_the_whole_label() {
+        // `\x30` is `0`: the offsets inside the value do not map to the file.
+        let text = with_domains("  work:\n    machines:\n      web:\n        snapshots_schedule: \"\\x30 3 * *\"\n");
+        let diagnostics = check_text(&text);
+        assert_eq!(found(&text, &diagnostics, "E0021"), ["\"\\x30 3 * *\""]);
     }
 
     #[test]
@@ -397,7 +374,7 @@ mod tests {
         let diagnostics = check_text(text);
         assert_eq!(found(text, &diagnostics, "E0020"), ["0", "3601"]);
         let retries = diagnostics.iter().find(|d| primary(text, d) == "0").expect("retries");
-        assert_eq!(retries.message, "incus_instances_vm_retries 0 is out of range");
+        assert_eq!(retries.message, "`incus_instances_vm_retries` 0 is out of range");
     }
 
     #[test]

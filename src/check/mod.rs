@@ -8,6 +8,8 @@
 //! addressing (anklume numbers them too).
 
 mod addressing;
+mod config;
+mod devices;
 mod machines;
 mod names;
 mod references;
@@ -22,6 +24,8 @@ pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
     addressing::check(infra, diagnostics);
     references::check(infra, diagnostics);
     machines::check(infra, diagnostics);
+    config::check(infra, diagnostics);
+    devices::check(infra, diagnostics);
     strings::check(infra, diagnostics);
 }
 

@@ -99,6 +99,10 @@ pub fn fixed_name(name: &str) -> Option<String> {
             _ => None,
         })
         .collect();
+    // Dropping letters (`équipe` → `quipe`) would suggest a different name, not a fixed one.
+    if name.chars().any(|c| c.is_alphabetic() && !c.is_ascii()) {
+        return None;
+    }
     fixed.truncate(MAX_NAME);
     let fixed = fixed.trim_matches('-').to_string();
     (name_problem(&fixed).is_none() && fixed != name).then_some(fixed)

@@ -2,8 +2,9 @@
 //! policy ends, shared volume consumers; and the names of volumes.
 
 use super::names::check_device_name;
-use super::{closest, describe_char, printable};
+use super::{closest, printable};
 use crate::diagnostics::{Diagnostic, Diagnostics, codes};
+use crate::incus::values;
 use crate::source::{Span, Spanned};
 use crate::syntax::ast::{Domain, Infra, Machine, Name, Ports, Text};
 use std::collections::HashMap;
@@ -90,36 +91,14 @@ fn check_machine_image(infra: &Infra, machine: &Machine, diagnostics: &mut Diagn
     }
 }
 
-/// Why `image` is not a well-formed `[<remote>:]<alias-or-fingerprint>`, if it is not.
-pub fn image_problem(image: &str) -> Option<String> {
-    if image.is_empty() {
-        return Some("an image reference cannot be empty".into());
-    }
-    if let Some(c) = image.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Some(format!("{} is not allowed in an image reference", describe_char(c)));
-    }
-    if image.starts_with('-') {
-        return Some("an image reference cannot start with `-` (it would read as an option)".into());
-    }
-    if let Some((remote, alias)) = image.split_once(':') {
-        if remote.is_empty() {
-            return Some("the remote before `:` is empty".into());
-        }
-        if alias.is_empty() {
-            return Some(format!("no image after the remote `{remote}:`"));
-        }
-    }
-    None
-}
-
 fn check_image(image: &Text, diagnostics: &mut Diagnostics) {
-    let Some(problem) = image_problem(&image.value) else { return };
+    let Err(error) = values::parse_image_ref(&image.value) else { return };
     diagnostics.push(
         Diagnostic::new(
             codes::INVALID_IMAGE,
-            image.span,
+            error.span_in(image.span, &image.value),
             format!("invalid image reference `{}`", printable(&image.value)),
-            problem,
+            error.message,
         )
         .with_help("Write `[<remote>:]<alias-or-fingerprint>`, such as `images:debian/13` or `local:tiny`."),
     );
@@ -241,7 +220,7 @@ fn check_policies(infra: &Infra, diagnostics: &mut Diagnostics) {
                     Diagnostic::new(
                         codes::INVALID_PORTS,
                         port.span,
-                        format!("port {} is out of range", port.value),
+                        format!("port `{}` is out of range", port.value),
                         "ports are from 1 to 65535",
                     )
                     .with_help("Use port numbers from 1 to 65535, or `ports: all`."),
@@ -297,17 +276,6 @@ fn check_shared_volumes(infra: &Infra, diagnostics: &mut Diagnostics) {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
-    use super::*;
-
-    #[test]
-    fn image_references() {
-        for image in ["images:debian/13", "local:tiny", "tiny", "8910fe0f96fa", "images:debian/13/cloud"] {
-            assert_eq!(image_problem(image), None, "{image}");
-        }
-        for image in ["", "images:debian 13", "-x", "images:", ":debian", "a\u{7}"] {
-            assert!(image_problem(image).is_some(), "{image:?}");
-        }
-    }
 
     #[test]
     fn unknown_profiles_suggest_the_closest() {
@@ -350,7 +318,27 @@ mod tests {
     fn malformed_images() {
         let text = "project_name: t\nglobal:\n  addressing: {zone_base: 100}\n  default_os_image: \"-rf\"\ndomains:\n  work:\n    machines:\n      web:\n        os_image: \"images:debian 13\"\n";
         let diagnostics = check_text(text);
-        assert_eq!(found(text, &diagnostics, "E0027"), ["\"-rf\"", "\"images:debian 13\""]);
+        // The labels point at the offending character inside each value.
+        assert_eq!(found(text, &diagnostics, "E0027"), ["-", " "]);
+        let messages: Vec<&str> =
+            diagnostics.iter().filter(|d| d.code.id == "E0027").map(|d| d.labels[0].message.as_str()).collect();
+        assert_eq!(
+            messages,
+            ["an image reference cannot start with `-`", "a space is not allowed in an image reference"]
+        );
+        assert_eq!(diagnostics[0].primary_span().start, text.find("-rf").expect("image"));
+    }
+
+    #[test]
+    fn image_labels_inside_the_value() {
+        let text = with_domains(
+            "  work:\n    machines:\n      a:\n        os_image: \"images:\"\n      b:\n        os_image: ré:debian\n      c:\n        os_image: images:debian:13\n      d:\n        os_image: \"local:tiny\"\n",
+        );
+        let diagnostics = check_text(&text);
+        assert_eq!(found(&text, &diagnostics, "E0027"), ["", "é", ":"]);
+        let empty = diagnostics.iter().find(|d| d.code.id == "E0027").expect("images:");
+        assert_eq!(empty.primary_span().start, text.find("images:\"").expect("images:") + 7);
+        assert_eq!(empty.labels[0].message, "expected an image alias or fingerprint after `images:`");
     }
 
     #[test]

@@ -88,7 +88,7 @@ fn check_text(text: &Text, what: &str, diagnostics: &mut Diagnostics) {
             codes::INVALID_VALUE,
             text.span,
             message,
-            format!("{} at byte {offset} of this value", describe_char(c)),
+            format!("{} here, character {} of the value", describe_char(c), text.value[..offset].chars().count() + 1),
         )
         .with_note("Incus refuses control characters, and they have no place in a reviewed script")
         .with_help("Remove the character; only tab and newline are allowed."),

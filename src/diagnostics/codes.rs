@@ -60,12 +60,12 @@ an integer or a boolean. The label shows the value and the kind that was expecte
     machines:
       - web            # error: `machines` is a mapping of name -> machine
     ...
-    boot_priority: high   # error: expected an integer from 0 to 100";
+    boot_priority: high   # error: expected an integer, found a string";
 
     MISSING_KEY = "E0004", Error, "a required key is missing",
-"Some keys are required: `project_name`, `global` and `domains` at the top level,
-`subnet_id` for every domain in legacy addressing mode (`global.base_subnet`), `type`
-for every device. Add the key where the label points.";
+"Some keys are required: `project_name`, `global` and `domains` at the top level, and
+`from` and `to` in every network policy. Add the key where the label points. (A
+missing `subnet_id` in legacy addressing is E0013; a device without `type` is E0028.)";
 
     INVALID_ENUM = "E0005", Error, "a value is not one of the allowed choices",
 "Some keys accept a fixed set of values:
@@ -155,17 +155,33 @@ domain name is long (see W0006). Two domains whose bridge names come out the sam
 network. Rename one of the domains.";
 
     OUT_OF_RANGE = "E0020", Error, "a number is out of range",
-"Some integers have bounds: `boot_priority` 0-100, wait retries and delays at least 1
-(retries) and 0 (delay), ports 1-65535. The label shows the value and its bounds.";
+"Some integers have bounds: `boot_priority` 0-100, wait retries 1-100000 and delays
+0-3600 seconds, a machine's `weight` at least 1. The label shows the value and its
+bounds. (Ports out of range are E0025.)";
 
-    INVALID_CRON = "E0021", Error, "a snapshot schedule is not a 5-field cron expression",
-"`snapshots_schedule` is a cron expression with five fields: minute, hour, day of
-month, month, day of week, such as `0 3 * * *`. Incus also accepts `@hourly`,
-`@daily`, `@weekly`, `@monthly`, `@yearly` and `@annually`.";
+    INVALID_CRON = "E0021", Error, "a snapshot schedule is not a cron expression Incus accepts",
+"`snapshots_schedule` is a cron expression: five fields separated by single spaces,
+minute (0-59), hour (0-23), day of month (1-31), month (1-12 or `jan`-`dec`) and day of
+week (0-6 or `sun`-`sat`; Sunday is 0, 7 is refused), such as `0 3 * * *`. A field is
+`*`, a number, a range (`1-5`), a list (`1,15`) or a step (`*/15`, `0-30/10`). Instead
+of five fields, an alias: `@hourly`, `@daily`, `@midnight`, `@weekly`, `@monthly`,
+`@yearly`, `@annually`, `@startup` (when the instance starts) or `@never`. Several
+schedules are joined by a comma and a space: `0 3 * * *, @startup`. The label points
+at the offending field or character.
+
+    snapshots_schedule: \"0 3 * *\"      # error: missing the day-of-week field
+    snapshots_schedule: \"0 24 * * *\"   # error: `24` is out of range for hours";
 
     INVALID_EXPIRY = "E0022", Error, "a snapshot expiry is not a duration",
-"`snapshots_expiry` is a number followed by a unit: `m` (minutes), `H` or `h`
-(hours), `d` (days), `w` (weeks), `M` (months) or `y` (years), such as `30d` or `24h`.";
+"`snapshots_expiry` is how long Incus keeps a snapshot: a number and a unit, such as
+`30d`, or several such parts separated by single spaces, each unit at most once
+(`1w 3d`, `2H 30M`). Units are case-sensitive: `M` minutes, `H` hours, `d` days, `w`
+weeks, `y` years. Incus refuses a lowercase `h` (write `24H`), and reads a lowercase
+`m` as months while anklume's documentation uses it for minutes (`60m`), so anklumec
+refuses `m`: write `M` for minutes, weeks or years for long periods.
+
+    snapshots_expiry: 24h    # error: hours are `H`
+    snapshots_expiry: 60m    # error: `m` is ambiguous";
 
     GPU_EXCLUSIVE = "E0023", Error, "several machines use a GPU under the exclusive policy",
 "With `global.gpu_policy: exclusive` (the default) at most one machine may have GPU
@@ -173,7 +189,9 @@ access: `gpu: true`, or a profile or device of type `gpu`. Set `gpu_policy: shar
 let several machines share the GPU (without VRAM isolation).";
 
     UNKNOWN_POLICY_TARGET = "E0024", Error, "a network policy names an unknown domain or machine",
-"`from` and `to` in `network_policies` must name a domain, a machine, or `host`.";
+"`from` and `to` in `network_policies` must name a domain, a machine, or `host`; the
+consumers of a shared volume must name a domain or a machine. The help suggests the
+closest known name.";
 
     INVALID_PORTS = "E0025", Error, "a network policy has invalid ports or protocol",
 "`ports` is `all` or a list of integers from 1 to 65535; `protocol` is `tcp` or `udp`.";
@@ -182,9 +200,11 @@ let several machines share the GPU (without VRAM isolation).";
 "Every machine needs an image: its own `os_image`, or `global.default_os_image`.";
 
     INVALID_IMAGE = "E0027", Error, "an image reference is malformed",
-"An image reference is `[<remote>:]<alias-or-fingerprint>`, such as
-`images:debian/13`, `local:tiny`, `tiny` or a fingerprint prefix. It must not be empty,
-contain whitespace or control characters, or start with `-`.";
+"An image reference is `[<remote>:]<alias-or-fingerprint>`, such as `images:debian/13`,
+`local:tiny`, `tiny` or a fingerprint prefix. The remote is letters, digits, `.`, `_`
+and `-`. The image must not be empty, start with `-` (it would read as an option of
+`incus launch`), or contain whitespace, control or invisible characters, or a second
+`:`. The label points at the offending character.";
 
     DEVICE_TYPE = "E0028", Error, "a device has no type",
 "Every device (in a profile or a machine) needs `type`: `nic`, `disk`, `gpu`, `proxy`,
@@ -195,9 +215,11 @@ contain whitespace or control characters, or start with `-`.";
 holding only comments, or several documents separated by `---` are rejected.";
 
     INVALID_VALUE = "E0030", Error, "a value is not allowed here",
-"The value cannot be used where it appears: a string with control characters or a
-NUL byte (Incus refuses them, and they have no place in a reviewed script), an empty
-name, or a value that contradicts another setting. The label explains which.";
+"The value cannot be used where it appears: a string with a NUL byte or control
+characters other than tab and newline (Incus refuses a NUL byte everywhere and control
+characters in names, and none of them belongs in a reviewed script), a profile listed
+twice by one machine, a volume whose name clashes with a device of its machine. The
+label explains which.";
 
     UNKNOWN_CONFIG_KEY = "E0031", Error, "an Incus configuration key does not exist",
 "The key is not an instance option of Incus 6.0 (anklumec checks against Incus's own
@@ -220,10 +242,13 @@ decimals, no `M` or `Gib`) or a percentage, CPU limits a count (`2`) or a set (`
 `0,2-3`). The label points at the offending character.";
 
     DEVICE_OPTION = "E0034", Error, "a device option is missing or not valid here",
-"Each device type has options it needs and options it accepts: a `disk` needs `path`
-(except the root disk) and `source` or `pool`; a `nic` needs `network` or `nictype` (and
-`name` in a container); a `proxy` needs `listen` and `connect`; `pci` on a GPU passes a
-device through to a VM only. The label shows the device or option at fault.";
+"Each device type has options it needs and options it accepts, and Incus refuses the
+device when the instance is created or started. A `disk` needs `source` (except the
+root disk, which needs `pool`) and, in a container, `path`; a `proxy` needs `listen`
+and `connect`; a `nic` on a managed network takes `network` and not `nictype`; the
+`pci` device type passes a host device through to a VM only. Unknown options are
+reported for the types whose option list is known exactly (`disk`, `unix-*`, `usb`,
+`none`). The label shows the device or option at fault.";
 
     UNKNOWN_DEVICE_TYPE = "E0035", Error, "a device type does not exist",
 "Incus device types are `nic`, `disk`, `gpu`, `proxy`, `usb`, `unix-char`, `unix-block`,
@@ -263,8 +288,9 @@ the name used. Shorten the domain name to 11 characters to keep anklume's conven
 "Incus accepts container-only and VM-only keys in a profile (a profile may serve both
 types), and each instance ignores the keys of the other type. A machine that uses such
 a profile silently does without the setting: a VM-only key like `security.secureboot`
-does nothing for a container. The label is on the machine's profile reference; the
-secondary label shows the key in the profile.";
+does nothing for a container. The same holds for a device type the instance cannot have
+(a `pci` device reaching a container through a profile is ignored). The label is on the
+machine's profile reference; the secondary label shows the key or device in the profile.";
 
     NOT_ACTED_ON = "N0001", Note, "a key is accepted but anklumec does not act on it",
 "The key belongs to anklume's schema (or another anklume tool) and is type-checked,

@@ -68,8 +68,17 @@ impl Diagnostic {
         self
     }
 
+    /// The help line is a full sentence: it starts with a capital and ends with
+    /// punctuation, whoever wrote it.
     pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
-        self.help = Some(help.into());
+        let mut help: String = help.into();
+        if let Some(first) = help.chars().next().filter(char::is_ascii_lowercase) {
+            help.replace_range(..1, &first.to_ascii_uppercase().to_string());
+        }
+        if !help.ends_with(['.', '?', '!', ':']) {
+            help.push('.');
+        }
+        self.help = Some(help);
         self
     }
 

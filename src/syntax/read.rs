@@ -303,7 +303,13 @@ impl Reader<'_> {
             "not one of the allowed values",
         )
         .with_note(format!("`{key}` is one of {}", code_list(allowed)));
-        if let Some(suggestion) = closest(&value.value, allowed.iter().copied()) {
+        // Incus's own words for the instance types are what people often write.
+        let synonym = match (key, value.value.as_str()) {
+            ("type", "container" | "lxd" | "lxc-container") => Some("lxc"),
+            ("type", "virtual-machine" | "kvm" | "qemu") => Some("vm"),
+            _ => None,
+        };
+        if let Some(suggestion) = synonym.or_else(|| closest(&value.value, allowed.iter().copied())) {
             diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
         }
         self.push(diagnostic);
@@ -1436,7 +1442,7 @@ domains:
         assert_eq!(warning.severity, Severity::Warning);
         assert_eq!(spanned(&text, warning.primary_span()), "tpye");
         assert_eq!(warning.message, "unknown key `tpye` in machine `web`");
-        assert_eq!(warning.help.as_deref(), Some("did you mean `type`?"));
+        assert_eq!(warning.help.as_deref(), Some("Did you mean `type`?"));
         assert!(warning.notes[0].contains("`os_image`"));
         assert!(machine(&infra, "web").instance_type.is_none());
         assert_eq!(problems(&diagnostics).len(), 1);
@@ -1449,7 +1455,7 @@ domains:
         let warning = single(&diagnostics, codes::UNKNOWN_KEY);
         assert_eq!(
             warning.help.as_deref(),
-            Some("`trust_level` is a key of a domain, not of machine `web`: check its indentation")
+            Some("`trust_level` is a key of a domain, not of machine `web`: check its indentation.")
         );
     }
 
@@ -1495,10 +1501,10 @@ shared_volumes:
         );
         let helps: Vec<Option<&str>> =
             with_code(&diagnostics, codes::UNKNOWN_KEY).iter().map(|d| d.help.as_deref()).collect();
-        assert_eq!(helps[0], Some("did you mean `project_name`?"));
-        assert_eq!(helps[1], Some("did you mean `default_os_image`?"));
-        assert_eq!(helps[7], Some("did you mean `readonly`?"));
-        assert_eq!(helps[8], Some("did you mean `ports`?"));
+        assert_eq!(helps[0], Some("Did you mean `project_name`?"));
+        assert_eq!(helps[1], Some("Did you mean `default_os_image`?"));
+        assert_eq!(helps[7], Some("Did you mean `readonly`?"));
+        assert_eq!(helps[8], Some("Did you mean `ports`?"));
         assert!(with_code(&diagnostics, codes::WRONG_TYPE).is_empty(), "{diagnostics:#?}");
     }
 
@@ -1516,8 +1522,8 @@ shared_volumes:
         let (_, diagnostics) = read(text);
         let enums = with_code(&diagnostics, codes::INVALID_ENUM);
         assert_eq!(enums.len(), 2);
-        assert_eq!(enums[0].help.as_deref(), Some("did you mean `host`?"));
-        assert_eq!(enums[1].help.as_deref(), Some("did you mean `proportional`?"));
+        assert_eq!(enums[0].help.as_deref(), Some("Did you mean `host`?"));
+        assert_eq!(enums[1].help.as_deref(), Some("Did you mean `proportional`?"));
         let types: Vec<&str> =
             with_code(&diagnostics, codes::WRONG_TYPE).iter().map(|d| spanned(text, d.primary_span())).collect();
         assert_eq!(types, ["yes", "1", "name", "app"]);
@@ -1538,19 +1544,23 @@ shared_volumes:
         assert_eq!(
             found,
             [
-                ("\"3\"", "expected an integer, found a string", Some("remove the quotes: a quoted value is a string")),
+                (
+                    "\"3\"",
+                    "expected an integer, found a string",
+                    Some("Remove the quotes: a quoted value is a string.")
+                ),
                 (
                     "yes",
                     "expected a boolean, found a string",
-                    Some("use `true` or `false`: YAML 1.2 reads `yes` as a string")
+                    Some("Use `true` or `false`: YAML 1.2 reads `yes` as a string.")
                 ),
-                ("true", "expected a string, found a boolean", Some("quote it if you mean the text: `\"true\"`")),
-                ("1.5", "expected an integer, found a float", Some("use a whole number")),
-                ("base_system", "expected a list, found a string", Some("write a list: `roles: [base_system]`")),
+                ("true", "expected a string, found a boolean", Some("Quote it if you mean the text: `\"true\"`.")),
+                ("1.5", "expected an integer, found a float", Some("Use a whole number.")),
+                ("base_system", "expected a list, found a string", Some("Write a list: `roles: [base_system]`.")),
                 (
                     "\"true\"",
                     "expected a boolean, found a string",
-                    Some("remove the quotes: a quoted value is a string")
+                    Some("Remove the quotes: a quoted value is a string.")
                 ),
             ]
         );
@@ -1605,10 +1615,10 @@ shared_volumes:
         assert_eq!(
             found,
             [
-                ("semitrusted", Some("did you mean `semi-trusted`?")),
-                ("LXC", Some("did you mean `lxc`?")),
-                ("container", None),
-                ("tpc", Some("did you mean `tcp`?")),
+                ("semitrusted", Some("Did you mean `semi-trusted`?")),
+                ("LXC", Some("Did you mean `lxc`?")),
+                ("container", Some("Did you mean `lxc`?")),
+                ("tpc", Some("Did you mean `tcp`?")),
             ]
         );
         assert_eq!(errors[0].message, "invalid value `semitrusted` for `trust_level`");
@@ -1624,11 +1634,11 @@ shared_volumes:
         let (infra, diagnostics) = read(&text);
         assert_eq!(
             single(&diagnostics, codes::INVALID_ENUM).help.as_deref(),
-            Some("write `all`, or a list of port numbers such as `[80, 443]`")
+            Some("Write `all`, or a list of port numbers such as `[80, 443]`.")
         );
         let types = with_code(&diagnostics, codes::WRONG_TYPE);
         assert_eq!(types.len(), 2);
-        assert_eq!(types[0].help.as_deref(), Some("write a list: `ports: [80]`"));
+        assert_eq!(types[0].help.as_deref(), Some("Write a list: `ports: [80]`."));
         assert_eq!(spanned(&text, types[1].primary_span()), "\"80\"");
         assert_eq!(infra.network_policies.len(), 4);
         assert!(
@@ -1665,7 +1675,7 @@ shared_volumes:
         assert_eq!(notes[0].severity, Severity::Note);
         assert_eq!(
             notes[0].help.as_deref(),
-            Some("quote the value to silence this note: `security.nesting: \"true\"`")
+            Some("Quote the value to silence this note: `security.nesting: \"true\"`.")
         );
     }
 
@@ -1737,10 +1747,10 @@ shared_volumes:
             labels,
             ["`project_name` must be a string", "`global` must be a mapping", "machine `m` must be a mapping"]
         );
-        assert_eq!(errors[1].help.as_deref(), Some("write `global: {}` if there are no global settings"));
+        assert_eq!(errors[1].help.as_deref(), Some("Write `global: {}` if there are no global settings."));
         assert_eq!(
             errors[2].help.as_deref(),
-            Some("write `m: {}` for a machine with every setting left to its default")
+            Some("Write `m: {}` for a machine with every setting left to its default.")
         );
         assert!(with_code(&diagnostics, codes::MISSING_KEY).is_empty());
     }

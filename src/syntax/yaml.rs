@@ -419,7 +419,7 @@ impl<'a> Builder<'a> {
                             "the file holds more than one YAML document",
                             "a second YAML document starts here",
                         )
-                        .with_help("infra.yml holds one document; remove the `---` or split the file."),
+                        .with_help("This file must hold one document: remove the `---`, or split the file."),
                     );
                     return Step::Done;
                 }
@@ -437,7 +437,7 @@ impl<'a> Builder<'a> {
                     Diagnostic::new(
                         codes::YAML_SYNTAX,
                         span,
-                        format!("unknown alias `*{name}`"),
+                        format!("invalid YAML: unknown alias `*{name}`"),
                         format!("no anchor `&{name}` is defined before this alias"),
                     )
                     .with_help(format!(
@@ -649,7 +649,7 @@ impl<'a> Builder<'a> {
                 Diagnostic::new(
                     codes::YAML_SYNTAX,
                     span,
-                    format!("alias `*{name}` refers to a node that contains it"),
+                    format!("invalid YAML: alias `*{name}` refers to a node that contains it"),
                     format!("this alias is inside the node anchored as `&{name}`"),
                 )
                 .with_help("An alias cannot refer to its own enclosing node: that would be an infinite structure."),
@@ -1635,7 +1635,7 @@ domains:
         assert!(root.is_none());
         assert_eq!(diagnostics.len(), 2, "every unknown alias is reported: {diagnostics:#?}");
         assert_eq!(diagnostics[0].code, codes::YAML_SYNTAX);
-        assert_eq!(diagnostics[0].message, "unknown alias `*nope`");
+        assert_eq!(diagnostics[0].message, "invalid YAML: unknown alias `*nope`");
         assert_eq!(at(text, diagnostics[0].labels[0].span), "*nope");
         assert_eq!(at(text, diagnostics[1].labels[0].span), "*other");
     }
@@ -1645,7 +1645,7 @@ domains:
         let text = "m:\n  *nope : 1\n  ok: 2\n";
         let (root, diagnostic) = one(text);
         assert!(root.is_none());
-        assert_eq!(diagnostic.message, "unknown alias `*nope`");
+        assert_eq!(diagnostic.message, "invalid YAML: unknown alias `*nope`");
     }
 
     #[test]
@@ -1736,7 +1736,7 @@ domains:
         assert_eq!(diagnostic.labels[0].message, "a second YAML document starts here");
         assert_eq!(
             diagnostic.help.as_deref(),
-            Some("infra.yml holds one document; remove the `---` or split the file.")
+            Some("This file must hold one document: remove the `---`, or split the file.")
         );
         assert!(root.unwrap().get("a").is_some());
 
