@@ -133,3 +133,28 @@ fn completions_and_man_page_are_generated_from_the_cli() {
     assert!(page.starts_with(".ie") || page.contains(".TH anklumec"), "{page}");
     assert!(page.contains("deny\\-warnings") || page.contains("deny-warnings"));
 }
+
+#[test]
+fn separate_processes_give_byte_identical_output() {
+    // Each process gets its own hash seed: output must not depend on it.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ok/schema__full-v1.yml");
+    let dir = dir_with(&[]);
+    let runs: Vec<Output> = (0..3).map(|_| anklumec(&[path, "-o", "-"], dir.path())).collect();
+    let plans: Vec<Output> = (0..3).map(|_| anklumec(&["plan", path, "--format", "json"], dir.path())).collect();
+    for run in runs.iter().chain(&plans) {
+        assert_eq!(run.status.code(), Some(0));
+    }
+    assert!(runs.windows(2).all(|w| w[0].stdout == w[1].stdout && w[0].stderr == w[1].stderr));
+    assert!(plans.windows(2).all(|w| w[0].stdout == w[1].stdout));
+}
+
+#[test]
+fn a_huge_input_is_a_clear_diagnostic() {
+    let dir = dir_with(&[]);
+    let file = std::fs::File::create(dir.path().join("huge.yml")).expect("create");
+    file.set_len(100 * 1024 * 1024).expect("sparse 100 MB file");
+    let output = anklumec(&["check", "huge.yml"], dir.path());
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("E0006") && stderr.contains("64 MiB"), "{stderr}");
+}
