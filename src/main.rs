@@ -71,9 +71,21 @@ struct InputArgs {
 struct CompileArgs {
     #[command(flatten)]
     input: InputArgs,
-    /// Where to write deploy.sh; `-` for standard output (the default).
+    /// Where to write the output: for `deploy`, a file, `-` for standard output (the
+    /// default); for `inventory`, a directory (created if missing).
     #[arg(short, long, value_name = "PATH")]
     output: Option<PathBuf>,
+    /// What to generate from the plan.
+    #[arg(long, value_enum, default_value_t = Emit::Deploy)]
+    emit: Emit,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Emit {
+    /// deploy.sh, the reviewable bash script that converges Incus.
+    Deploy,
+    /// An Ansible inventory (inventory.yml) and playbook (site.yml) for provisioning.
+    Inventory,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +197,9 @@ fn run_compile(args: &CompileArgs) -> ExitCode {
         Err(code) => return code,
     };
     let Some(plan) = &compilation.plan else { return ExitCode::from(EXIT_INPUT) };
+    if args.emit == Emit::Inventory {
+        return write_inventory(plan, args.output.as_deref());
+    }
     let script = match emit::deploy_script(plan) {
         Ok(script) => script,
         Err(error) => return usage_error(&error.to_string()),
@@ -197,6 +212,27 @@ fn run_compile(args: &CompileArgs) -> ExitCode {
             Err(error) => usage_error(&format!("cannot write {}: {error}", path.display())),
         },
     }
+}
+
+/// Write inventory.yml and site.yml into `directory`, each file complete or not at all.
+fn write_inventory(plan: &anklumec::plan::Plan, directory: Option<&Path>) -> ExitCode {
+    let Some(directory) = directory.filter(|d| *d != Path::new("-")) else {
+        return usage_error("--emit inventory writes a directory: give it with -o DIR");
+    };
+    let files = match emit::inventory_files(plan) {
+        Ok(files) => files,
+        Err(error) => return usage_error(&error.to_string()),
+    };
+    if let Err(error) = std::fs::create_dir_all(directory) {
+        return usage_error(&format!("cannot create {}: {error}", directory.display()));
+    }
+    for (name, text) in files {
+        let path = directory.join(name);
+        if let Err(error) = write_atomically(&path, text.as_bytes(), false) {
+            return usage_error(&format!("cannot write {}: {error}", path.display()));
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn run_plan(input: &InputArgs, format: PlanFormat) -> ExitCode {

@@ -2,7 +2,7 @@
 //! `templates/deploy.sh.j2`. Every value that reaches the script passes through one
 //! filter, `sh`, which quotes it for bash; the template never splices raw text.
 
-use crate::plan::{Action, Config, Devices, Plan, stamp};
+use crate::plan::{Action, Config, Devices, Plan, Stamped, stamp};
 use crate::syntax::ast::InstanceType;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
@@ -90,16 +90,6 @@ struct DeviceView {
     #[serde(rename = "type")]
     device_type: String,
     options: Vec<String>,
-}
-
-/// What the stamp of a profile or instance covers: everything the script converges,
-/// nothing it cannot change in place (type, image).
-#[derive(Serialize)]
-struct Stamped<'a> {
-    description: &'a str,
-    profiles: Option<&'a [String]>,
-    config: &'a Config,
-    devices: &'a Devices,
 }
 
 fn words(config: &Config) -> Vec<String> {

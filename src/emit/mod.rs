@@ -2,7 +2,9 @@
 //! knows bash.
 
 pub mod bash;
+pub mod inventory;
 pub mod text;
 
 pub use bash::{EmitError, deploy_script, shell_quote};
+pub use inventory::inventory_files;
 pub use text::plan_text;

@@ -10,8 +10,8 @@ pub use naming::{MAX_BRIDGE_NAME, anklume_bridge_name, bridge_name, project_name
 
 use crate::addressing::{self, MachineAddress};
 use crate::plan::{
-    Action, Config, Device, Devices, ImageRef, ImageUse, InstanceSpec, InstanceTarget, NetworkSpec, Plan, ProfileSpec,
-    ProjectSpec, SCHEMA_VERSION, SourceInfo, Step, VolumeSpec, Wait, WaitSpec, Waits,
+    Action, Config, Device, Devices, DomainInfo, ImageRef, ImageUse, InstanceSpec, InstanceTarget, NetworkSpec, Plan,
+    ProfileSpec, ProjectSpec, Provisioning, SCHEMA_VERSION, SourceInfo, Step, VolumeSpec, Wait, WaitSpec, Waits,
 };
 use crate::source::{SourceMap, Span, Spanned};
 use crate::syntax::ast::{self, Infra, InstanceType};
@@ -40,6 +40,11 @@ pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
     let mut steps = Builder { sources, steps: Vec::new() };
     let mut creates = Vec::new();
     let mut images: BTreeMap<String, ImageUse> = BTreeMap::new();
+    let mut provisioning = Provisioning {
+        default_connection: infra.global.default_connection.as_ref().map(|c| c.value.clone()),
+        default_user: infra.global.default_user.as_ref().map(|u| u.value.clone()),
+        domains: Vec::new(),
+    };
 
     for (domain, addressing) in infra.domains.iter().zip(&resolution.domains) {
         if !domain.is_enabled() {
@@ -59,6 +64,19 @@ pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
                 config: PROJECT_FEATURES.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             }),
         );
+
+        provisioning.domains.push(DomainInfo {
+            name: domain.name.value.clone(),
+            description: description.clone(),
+            trust_level: domain.trust(),
+            ephemeral: domain.ephemeral.as_ref().is_some_and(|e| e.value),
+            project: project.clone(),
+            network: bridge.clone(),
+            subnet: addressing.subnet.map(|s| s.cidr()),
+            gateway: addressing.subnet.map(|s| s.gateway()),
+            subnet_id: addressing.subnet.map(|s| s.octets[2]),
+            instances: domain.machines.iter().map(|m| m.name.value.clone()).collect(),
+        });
 
         let Some(subnet) = addressing.subnet else { continue };
         let nat = domain.nat.as_ref().map_or(global_nat, |n| n.value);
@@ -184,6 +202,7 @@ pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
                 devices,
                 address,
                 roles: machine.roles.iter().map(|r| r.value.clone()).collect(),
+                gpu: machine.gpu.as_ref().is_some_and(|g| g.value),
             };
             let use_entry = images.entry(image.clone()).or_insert_with(|| ImageUse {
                 local: ImageRef::parse(&image).is_local(),
@@ -241,6 +260,7 @@ pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
         waits,
         images: images.into_values().collect(),
         steps: steps.steps,
+        provisioning,
     }
 }
 

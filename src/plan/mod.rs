@@ -30,6 +30,34 @@ pub struct Plan {
     /// them before changing anything (the air-gapped case).
     pub images: Vec<ImageUse>,
     pub steps: Vec<Step>,
+    /// What provisioning needs after deployment (the Ansible inventory back end):
+    /// anklume's domains and connection settings, which are not Incus state.
+    pub provisioning: Provisioning,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Provisioning {
+    pub default_connection: Option<String>,
+    pub default_user: Option<String>,
+    /// Enabled domains, in declaration order.
+    pub domains: Vec<DomainInfo>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DomainInfo {
+    pub name: String,
+    pub description: String,
+    pub trust_level: crate::syntax::ast::TrustLevel,
+    pub ephemeral: bool,
+    pub project: String,
+    pub network: String,
+    /// `10.120.0.0/24`, absent when the domain has no subnet.
+    pub subnet: Option<String>,
+    pub gateway: Option<Ipv4Addr>,
+    /// The third octet of the subnet (anklume's `subnet_id`).
+    pub subnet_id: Option<u8>,
+    /// Its instances, in declaration order.
+    pub instances: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -196,6 +224,8 @@ pub struct InstanceSpec {
     pub address: Option<Ipv4Addr>,
     /// anklume metadata, not Incus state: kept for the inventory back end.
     pub roles: Vec<String>,
+    /// anklume's `gpu` flag (metadata; GPU devices come from profiles and devices).
+    pub gpu: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -213,6 +243,36 @@ pub struct WaitSpec {
     #[serde(rename = "type")]
     pub instance_type: InstanceType,
     pub wait: Wait,
+}
+
+/// What the stamp of a profile or instance covers: everything a back end converges,
+/// nothing it cannot change in place (type, image). Shared by the bash back end and the
+/// runner so that deploy.sh and `anklumec apply` stamp alike and can alternate.
+#[derive(Serialize)]
+pub struct Stamped<'a> {
+    pub description: &'a str,
+    pub profiles: Option<&'a [String]>,
+    pub config: &'a Config,
+    pub devices: &'a Devices,
+}
+
+impl ProfileSpec {
+    /// The value of `user.anklumec.profile.stamp`.
+    pub fn stamp(&self) -> String {
+        stamp(&Stamped { description: &self.description, profiles: None, config: &self.config, devices: &self.devices })
+    }
+}
+
+impl InstanceSpec {
+    /// The value of `user.anklumec.stamp`.
+    pub fn stamp(&self) -> String {
+        stamp(&Stamped {
+            description: &self.description,
+            profiles: Some(&self.profiles),
+            config: &self.config,
+            devices: &self.devices,
+        })
+    }
 }
 
 /// A short digest of a resource's declared state. The bash back end stamps it on
