@@ -36,6 +36,19 @@ enum Command {
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
     },
+    /// Apply infra.yml to the local Incus server directly, through its REST API (the
+    /// same end state as deploy.sh; independent steps in parallel).
+    Apply {
+        #[command(flatten)]
+        input: InputArgs,
+        /// Print the requests that would change something; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// How many steps may send requests at once (boot and agent waits do not count).
+        #[arg(short, long, value_name = "N", default_value_t = anklumec::run::DEFAULT_JOBS as u16,
+              value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: u16,
+    },
     /// Explain a diagnostic code, such as E0007.
     Explain {
         /// The code (E0001, W0001, N0001, ...).
@@ -71,8 +84,8 @@ struct InputArgs {
 struct CompileArgs {
     #[command(flatten)]
     input: InputArgs,
-    /// Where to write the output: for `deploy`, a file, `-` for standard output (the
-    /// default); for `inventory`, a directory (created if missing).
+    /// Where to write the output: for `deploy` and `destroy`, a file, `-` for standard
+    /// output (the default); for `inventory`, a directory (created if missing).
     #[arg(short, long, value_name = "PATH")]
     output: Option<PathBuf>,
     /// What to generate from the plan.
@@ -86,6 +99,8 @@ enum Emit {
     Deploy,
     /// An Ansible inventory (inventory.yml) and playbook (site.yml) for provisioning.
     Inventory,
+    /// destroy.sh, the reviewable bash script that removes what infra.yml declares.
+    Destroy,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +136,7 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Some(Command::Plan { input, format }) => run_plan(&input, format),
+        Some(Command::Apply { input, dry_run, jobs }) => run_apply(&input, dry_run, usize::from(jobs)),
         Some(Command::Explain { code }) => explain(&code),
         Some(Command::Completions { shell }) => {
             let mut buffer = Vec::new();
@@ -200,7 +216,8 @@ fn run_compile(args: &CompileArgs) -> ExitCode {
     if args.emit == Emit::Inventory {
         return write_inventory(plan, args.output.as_deref());
     }
-    let script = match emit::deploy_script(plan) {
+    let rendered = if args.emit == Emit::Destroy { emit::destroy_script(plan) } else { emit::deploy_script(plan) };
+    let script = match rendered {
         Ok(script) => script,
         Err(error) => return usage_error(&error.to_string()),
     };
@@ -249,6 +266,34 @@ fn run_plan(input: &InputArgs, format: PlanFormat) -> ExitCode {
         },
     };
     write_stdout(&text)
+}
+
+/// `anklumec apply`: exit 0 when everything converged, 1 when a step failed (or the
+/// input has errors), 2 when the run could not begin, 130 when interrupted.
+fn run_apply(input: &InputArgs, dry_run: bool, jobs: usize) -> ExitCode {
+    use anklumec::run;
+    let compilation = match load_and_compile(input) {
+        Ok(compilation) => compilation,
+        Err(code) => return code,
+    };
+    let Some(plan) = &compilation.plan else { return ExitCode::from(EXIT_INPUT) };
+    let options = run::Options { jobs, dry_run, ..run::Options::default() };
+    if let Err(error) = run::install_interrupt_handler(options.interrupt.clone()) {
+        eprintln!("anklumec: warning: {error}");
+    }
+    let live;
+    let reporter: &dyn run::progress::Reporter = if std::io::stderr().is_terminal() {
+        live = run::progress::Live::new();
+        &live
+    } else {
+        &run::progress::Plain
+    };
+    match run::apply(plan, &options, reporter) {
+        Ok(report) if report.was_interrupted() => ExitCode::from(130),
+        Ok(report) if report.ok() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(error) => usage_error(&error.to_string()),
+    }
 }
 
 fn write_stdout(text: &str) -> ExitCode {

@@ -1,7 +1,7 @@
 //! Generated scripts are valid bash (`bash -n`) and shellcheck-clean.
 
 use anklumec::compile::{Options, compile_source};
-use anklumec::emit::deploy_script;
+use anklumec::emit::{deploy_script, destroy_script};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -20,6 +20,7 @@ fn scripts() -> Vec<(String, String)> {
         let compilation = compile_source(&path.display().to_string(), &text, Options::default());
         let plan = compilation.plan.unwrap_or_else(|| panic!("{} does not compile", path.display()));
         scripts.push((path.display().to_string(), deploy_script(&plan).expect("renders")));
+        scripts.push((format!("{} (destroy)", path.display()), destroy_script(&plan).expect("renders")));
     }
     scripts
 }

@@ -8,6 +8,8 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
 const DEPLOY_TEMPLATE: &str = include_str!("../../templates/deploy.sh.j2");
+const DESTROY_TEMPLATE: &str = include_str!("../../templates/destroy.sh.j2");
+const COMMON_TEMPLATE: &str = include_str!("../../templates/common.sh.j2");
 
 #[derive(Debug)]
 pub struct EmitError(pub String);
@@ -35,6 +37,30 @@ pub fn comment_safe(value: &str) -> String {
 }
 
 pub fn deploy_script(plan: &Plan) -> Result<String, EmitError> {
+    render("deploy.sh", DEPLOY_TEMPLATE, &view(plan))
+}
+
+/// destroy.sh: removes what the plan creates, in reverse dependency order (instances,
+/// volumes, profiles, projects, bridges), keeping protected instances unless FORCE=1.
+pub fn destroy_script(plan: &Plan) -> Result<String, EmitError> {
+    let mut view = view(plan);
+    let order = |action: &str| match action {
+        "ensure_instance" => Some(0),
+        "ensure_volume" => Some(1),
+        "ensure_profile" => Some(2),
+        "ensure_project" => Some(3),
+        "ensure_network" => Some(4),
+        _ => None,
+    };
+    // A project's default profile goes with the project; Incus refuses to delete it.
+    view.steps
+        .retain(|step| order(step.action).is_some() && !(step.action == "ensure_profile" && step.name == "default"));
+    view.steps.reverse();
+    view.steps.sort_by_key(|step| order(step.action));
+    render("destroy.sh", DESTROY_TEMPLATE, &view)
+}
+
+fn render(name: &str, source: &str, view: &View<'_>) -> Result<String, EmitError> {
     let mut environment = Environment::new();
     environment.set_undefined_behavior(UndefinedBehavior::Strict);
     environment.set_auto_escape_callback(|_| AutoEscape::None);
@@ -42,10 +68,10 @@ pub fn deploy_script(plan: &Plan) -> Result<String, EmitError> {
         shell_quote(&value).map_err(|error| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, error.0))
     });
     environment.add_filter("comment", |value: String| comment_safe(&value));
-    environment.add_template("deploy.sh", DEPLOY_TEMPLATE).map_err(|error| EmitError(error.to_string()))?;
-    let template = environment.get_template("deploy.sh").map_err(|error| EmitError(error.to_string()))?;
-    let mut script =
-        template.render(minijinja::value::Serde(view(plan))).map_err(|error| EmitError(format!("{error:#}")))?;
+    environment.add_template("common.sh.j2", COMMON_TEMPLATE).map_err(|error| EmitError(error.to_string()))?;
+    environment.add_template(name, source).map_err(|error| EmitError(error.to_string()))?;
+    let template = environment.get_template(name).map_err(|error| EmitError(error.to_string()))?;
+    let mut script = template.render(minijinja::value::Serde(view)).map_err(|error| EmitError(format!("{error:#}")))?;
     // minijinja drops the template's final newline.
     script.push('\n');
     Ok(script)
