@@ -113,6 +113,8 @@ enum PlanFormat {
 enum MessageFormat {
     Human,
     Json,
+    /// SARIF 2.1.0, for code scanning (one document on standard error).
+    Sarif,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +183,7 @@ fn load_and_compile(input: &InputArgs) -> Result<Compilation, ExitCode> {
 fn print_diagnostics(input: &InputArgs, compilation: &Compilation) {
     let text = match input.message_format {
         MessageFormat::Json => render::to_json_lines(&compilation.sources, &compilation.diagnostics),
+        MessageFormat::Sarif => render::to_sarif(&compilation.sources, &compilation.diagnostics),
         MessageFormat::Human => {
             let colour = match input.color {
                 ColourChoice::Always => true,

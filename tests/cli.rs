@@ -158,3 +158,29 @@ fn a_huge_input_is_a_clear_diagnostic() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("E0006") && stderr.contains("64 MiB"), "{stderr}");
 }
+
+#[test]
+fn sarif_output_has_the_structure_code_scanning_needs() {
+    let dir = dir_with(&[("infra.yml", BAD)]);
+    let output = anklumec(&["check", "infra.yml", "--message-format", "sarif"], dir.path());
+    assert_eq!(output.status.code(), Some(1));
+    let sarif: serde_json::Value = serde_json::from_slice(&output.stderr).expect("one JSON document");
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "anklumec");
+    let rules = run["tool"]["driver"]["rules"].as_array().expect("rules");
+    assert_eq!(rules.len(), anklumec::diagnostics::codes::ALL.len());
+    assert!(
+        rules.iter().all(|rule| rule["id"].is_string() && rule["help"]["text"].as_str().is_some_and(|t| t.len() > 40))
+    );
+    let results = run["results"].as_array().expect("results");
+    let result = results.iter().find(|r| r["ruleId"] == "E0005").expect("the E0005 result");
+    assert_eq!(result["level"], "error");
+    let index = result["ruleIndex"].as_u64().expect("ruleIndex") as usize;
+    assert_eq!(rules[index]["id"], "E0005");
+    let location = &result["locations"][0]["physicalLocation"];
+    assert_eq!(location["artifactLocation"]["uri"], "infra.yml");
+    assert_eq!(location["region"]["startLine"], 8);
+    assert_eq!(location["region"]["startColumn"], 19);
+    assert!(location["region"]["endColumn"].as_u64() > location["region"]["startColumn"].as_u64());
+}

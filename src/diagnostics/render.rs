@@ -170,3 +170,98 @@ pub fn to_json_lines(sources: &SourceMap, diagnostics: &[Diagnostic]) -> String 
     }
     out
 }
+
+/// SARIF 2.1.0 (`--message-format sarif`), for code scanning in pull requests: one run,
+/// every diagnostic code as a rule (its explanation as the rule's help), results with
+/// physical locations. Columns count Unicode code points, as the text output does.
+pub fn to_sarif(sources: &SourceMap, diagnostics: &[Diagnostic]) -> String {
+    use serde_json::json;
+    let level = |severity: Severity| match severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Note => "note",
+    };
+    let region = |span: crate::source::Span| {
+        let file = sources.get(span.file);
+        let (start_line, start_column) = file.line_column(span.start);
+        let (end_line, end_column) = file.line_column(span.end.max(span.start));
+        json!({
+            "startLine": start_line,
+            "startColumn": start_column,
+            "endLine": end_line,
+            "endColumn": end_column.max(if end_line == start_line { start_column + 1 } else { 1 }),
+        })
+    };
+    let location = |span: crate::source::Span| {
+        json!({
+            "physicalLocation": {
+                "artifactLocation": {"uri": sources.get(span.file).name},
+                "region": region(span),
+            }
+        })
+    };
+    let rules: Vec<serde_json::Value> = super::codes::ALL
+        .iter()
+        .map(|code| {
+            json!({
+                "id": code.id,
+                "shortDescription": {"text": code.summary},
+                "fullDescription": {"text": code.explanation},
+                "help": {"text": code.explanation},
+                "defaultConfiguration": {"level": level(code.severity())},
+            })
+        })
+        .collect();
+    let results: Vec<serde_json::Value> = diagnostics
+        .iter()
+        .map(|diagnostic| {
+            let mut text = diagnostic.message.clone();
+            for label in diagnostic.labels.iter().filter(|l| l.primary && !l.message.is_empty()) {
+                text.push_str(&format!(": {}", label.message));
+            }
+            for note in &diagnostic.notes {
+                text.push_str(&format!("\nnote: {note}"));
+            }
+            if let Some(help) = &diagnostic.help {
+                text.push_str(&format!("\nhelp: {help}"));
+            }
+            let related: Vec<serde_json::Value> = diagnostic
+                .labels
+                .iter()
+                .filter(|label| !label.primary)
+                .enumerate()
+                .map(|(index, label)| {
+                    let mut value = location(label.span);
+                    value["id"] = json!(index);
+                    value["message"] = json!({"text": label.message});
+                    value
+                })
+                .collect();
+            let mut result = json!({
+                "ruleId": diagnostic.code.id,
+                "ruleIndex": super::codes::ALL.iter().position(|c| c.id == diagnostic.code.id),
+                "level": level(diagnostic.severity),
+                "message": {"text": text},
+                "locations": [location(diagnostic.primary_span())],
+            });
+            if !related.is_empty() {
+                result["relatedLocations"] = json!(related);
+            }
+            result
+        })
+        .collect();
+    let sarif = json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "anklumec",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules,
+            }},
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }],
+    });
+    serde_json::to_string_pretty(&sarif).unwrap_or_default() + "\n"
+}
