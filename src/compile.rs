@@ -6,7 +6,7 @@
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::plan::{Plan, SourceInfo};
 use crate::source::{SourceFile, SourceMap};
-use crate::syntax::{read, yaml};
+use crate::syntax::{read, split, yaml};
 use crate::{check, lower};
 use sha2::{Digest, Sha256};
 
@@ -41,16 +41,70 @@ pub fn compile_source(name: &str, text: &str, options: Options) -> Compilation {
     let mut sources = SourceMap::new();
     let file = sources.add(SourceFile::new(name, text));
     let mut diagnostics = Diagnostics::new();
-    let mut plan = None;
+    let root = yaml::parse(file, text, &yaml::Limits::default(), &mut diagnostics);
+    let source = SourceInfo { path: name.to_string(), sha256: sha256_hex(text.as_bytes()) };
+    finish(root, source, sources, diagnostics, options)
+}
 
-    if let Some(root) = yaml::parse(file, text, &yaml::Limits::default(), &mut diagnostics) {
+/// The files of anklume's split layout (an `infra/` directory), as (name, text).
+#[derive(Clone, Debug)]
+pub struct SplitInput {
+    /// The directory as the user gave it.
+    pub directory: String,
+    pub base: (String, String),
+    /// `domains/*.yml`, in file-name order.
+    pub domains: Vec<(String, String)>,
+    pub policies: Option<(String, String)>,
+}
+
+/// Compile a split `infra/` directory: the files are merged into one infra.yml tree
+/// (see [`crate::syntax::split`]); diagnostics name the file each problem is in.
+pub fn compile_split(input: &SplitInput, options: Options) -> Compilation {
+    let mut sources = SourceMap::new();
+    let mut diagnostics = Diagnostics::new();
+    let limits = yaml::Limits::default();
+    let mut parse = |(name, text): &(String, String), diagnostics: &mut Diagnostics| {
+        let file = sources.add(SourceFile::new(name.as_str(), text.as_str()));
+        yaml::parse(file, text, &limits, diagnostics)
+    };
+    let base = parse(&input.base, &mut diagnostics);
+    let domains: Vec<_> = input.domains.iter().map(|file| parse(file, &mut diagnostics)).collect();
+    let policies = input.policies.as_ref().map(|file| parse(file, &mut diagnostics));
+    // Hash every file, names included, in their fixed order.
+    let mut hasher = Sha256::new();
+    for (name, text) in std::iter::once(&input.base).chain(&input.domains).chain(&input.policies) {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(text.as_bytes());
+        hasher.update([0]);
+    }
+    let sha256 = hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect();
+    let source = SourceInfo { path: input.directory.clone(), sha256 };
+    let all_parsed = domains.iter().all(Option::is_some) && policies.as_ref().is_none_or(Option::is_some);
+    let root = match base {
+        Some(base) if all_parsed => {
+            Some(split::merge(base, domains.into_iter().flatten().collect(), policies.flatten(), &mut diagnostics))
+        }
+        _ => None,
+    };
+    finish(root, source, sources, diagnostics, options)
+}
+
+fn finish(
+    root: Option<yaml::Node>,
+    source: SourceInfo,
+    sources: SourceMap,
+    mut diagnostics: Diagnostics,
+    options: Options,
+) -> Compilation {
+    let mut plan = None;
+    if let Some(root) = root {
         let infra = read::read_infra(&root, &mut diagnostics);
         check::check(&infra, &mut diagnostics);
         if options.deny_warnings {
             diagnostics.deny_warnings();
         }
         if !diagnostics.has_errors() {
-            let source = SourceInfo { path: name.to_string(), sha256: sha256_hex(text.as_bytes()) };
             plan = Some(lower::lower(&infra, &sources, source));
         }
     } else if options.deny_warnings {

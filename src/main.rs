@@ -1,7 +1,7 @@
 //! The anklumec command line. Only argument handling and I/O live here; every
 //! decision is in the library.
 
-use anklumec::compile::{Compilation, Options, compile_source};
+use anklumec::compile::{Compilation, Options, SplitInput, compile_source, compile_split};
 use anklumec::diagnostics::{Code, codes, render};
 use anklumec::emit;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -163,21 +163,59 @@ fn usage_error(message: &str) -> ExitCode {
 /// Read the input, compile it, print the diagnostics.
 fn load_and_compile(input: &InputArgs) -> Result<Compilation, ExitCode> {
     let Some(path) = &input.file else {
-        return Err(usage_error("no input file: give the path of an infra.yml (see --help)"));
+        return Err(usage_error("no input file: give the path of an infra.yml or an infra/ directory (see --help)"));
     };
+    let options = Options { deny_warnings: input.deny_warnings };
+    let compilation = if path.is_dir() {
+        compile_split(&read_split(path)?, options)
+    } else {
+        compile_source(&path.display().to_string(), &read_text(path)?, options)
+    };
+    print_diagnostics(input, &compilation);
+    Ok(compilation)
+}
+
+fn read_text(path: &Path) -> Result<String, ExitCode> {
     let bytes =
         std::fs::read(path).map_err(|error| usage_error(&format!("cannot read {}: {error}", path.display())))?;
-    let text = String::from_utf8(bytes).map_err(|error| {
+    String::from_utf8(bytes).map_err(|error| {
         usage_error(&format!(
             "{} is not UTF-8 text (invalid byte at offset {})",
             path.display(),
             error.utf8_error().valid_up_to()
         ))
-    })?;
-    let options = Options { deny_warnings: input.deny_warnings };
-    let compilation = compile_source(&path.display().to_string(), &text, options);
-    print_diagnostics(input, &compilation);
-    Ok(compilation)
+    })
+}
+
+/// anklume's split layout: `base.yml`, `domains/*.yml` (in file-name order) and an
+/// optional `policies.yml`.
+fn read_split(directory: &Path) -> Result<SplitInput, ExitCode> {
+    let named =
+        |path: PathBuf| -> Result<(String, String), ExitCode> { Ok((path.display().to_string(), read_text(&path)?)) };
+    let base = directory.join("base.yml");
+    if !base.is_file() {
+        return Err(usage_error(&format!(
+            "{} is a directory without base.yml: an infra/ directory holds base.yml, domains/*.yml and policies.yml",
+            directory.display()
+        )));
+    }
+    let mut domain_paths: Vec<PathBuf> = match std::fs::read_dir(directory.join("domains")) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.is_file() && path.extension().is_some_and(|e| e == "yml"))
+            .collect(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => return Err(usage_error(&format!("cannot read {}/domains: {error}", directory.display()))),
+    };
+    domain_paths.sort();
+    let policies = directory.join("policies.yml");
+    Ok(SplitInput {
+        directory: directory.display().to_string(),
+        base: named(base)?,
+        domains: domain_paths.into_iter().map(named).collect::<Result<_, _>>()?,
+        policies: if policies.is_file() { Some(named(policies)?) } else { None },
+    })
 }
 
 fn print_diagnostics(input: &InputArgs, compilation: &Compilation) {

@@ -3,4 +3,5 @@
 
 pub mod ast;
 pub mod read;
+pub mod split;
 pub mod yaml;
