@@ -1,0 +1,792 @@
+//! One step at a time: compare what the plan declares with what Incus held when the
+//! run began, and send only the difference.
+//!
+//! The end state is deploy.sh's, key for key: the same projects, bridges, volumes,
+//! profiles and instances, with the same stamps (`user.anklumec.stamp`,
+//! `user.anklumec.profile.stamp`, from [`crate::plan::Stamped`]) and the same
+//! managed-keys lists (`...managed`), so that deploy.sh and the runner can alternate.
+//! Where deploy.sh sets keys one `incus` command at a time, the runner sends the whole
+//! converged object in one request; a resource whose stamp matches gets no request.
+
+use super::client::{Client, Error, encode};
+use super::state::{InstanceState, RawDevice, RawDevices, State, parse_instance, parse_profile};
+use crate::plan::{
+    Config, Devices, ImageRef, InstanceSpec, InstanceTarget, NetworkSpec, ProfileSpec, ProjectSpec, Step, VolumeSpec,
+    WaitSpec,
+};
+use crate::syntax::ast::InstanceType;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The one remote the runner resolves itself (the incus client's default `images:`).
+pub const IMAGES_SERVER: &str = "https://images.linuxcontainers.org";
+
+const CREATE_DEADLINE: Duration = Duration::from_secs(600);
+const UPDATE_DEADLINE: Duration = Duration::from_secs(300);
+const PULL_DEADLINE: Duration = Duration::from_secs(1800);
+const PROBE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// What a step did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    /// What changed (deploy.sh's words: keys, `-key`, `device X`, `+device X`, ...).
+    Changed(Vec<String>),
+    Unchanged,
+    Started,
+    /// The instance reached RUNNING this many seconds into its wait.
+    Running(u64),
+    /// The VM's agent answered this many seconds into its wait.
+    AgentReady(u64),
+    /// Nothing to do and nothing to report (a start of a running instance, the wait
+    /// of an instance this run did not start, an image no missing instance needs).
+    Skipped,
+}
+
+/// Why a step failed: the message and what to try.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepError {
+    pub message: String,
+    pub hints: Vec<String>,
+}
+
+impl StepError {
+    pub fn new(message: impl Into<String>) -> StepError {
+        StepError { message: message.into(), hints: Vec::new() }
+    }
+}
+
+impl From<Error> for StepError {
+    fn from(error: Error) -> StepError {
+        StepError::new(error.to_string())
+    }
+}
+
+/// The image work before instance creation: make `image` available once, for the
+/// instances of `missing` (with their types) that do not exist yet.
+#[derive(Clone, Debug)]
+pub struct ImageWork {
+    pub image: String,
+    pub missing: Vec<(String, InstanceType)>,
+}
+
+/// A dry run's announcement of a request it did not send.
+pub type Would<'a> = &'a (dyn Fn(String) + Sync);
+/// A running step's progress note (wait attempts).
+pub type Note<'a> = &'a dyn Fn(String);
+
+/// Shared by every step of one run.
+pub struct Ctx<'a> {
+    pub client: &'a Client,
+    pub state: &'a State,
+    pub dry_run: bool,
+    pub interrupt: &'a AtomicBool,
+    pub would: Would<'a>,
+    /// `project/name` → the state action that brings it up (`start` or `unfreeze`), for
+    /// the instances this run created or found not running.
+    to_start: Mutex<BTreeMap<String, &'static str>>,
+    /// `project/name` of the instances this run started.
+    started: Mutex<BTreeSet<String>>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        client: &'a Client,
+        state: &'a State,
+        dry_run: bool,
+        interrupt: &'a AtomicBool,
+        would: Would<'a>,
+    ) -> Ctx<'a> {
+        Ctx {
+            client,
+            state,
+            dry_run,
+            interrupt,
+            would,
+            to_start: Mutex::new(BTreeMap::new()),
+            started: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Send a mutating request, or announce it in a dry run.
+    fn mutate(&self, method: &str, path: &str, body: Value, deadline: Duration) -> Result<Value, StepError> {
+        if self.dry_run {
+            (self.would)(format!("{method} {path} {body}"));
+            return Ok(Value::Null);
+        }
+        Ok(self.client.call(method, path, Some(&body), deadline)?)
+    }
+
+    fn mark_to_start(&self, key: String, action: &'static str) {
+        if let Ok(mut map) = self.to_start.lock() {
+            map.insert(key, action);
+        }
+    }
+
+    fn start_action(&self, key: &str) -> Option<&'static str> {
+        self.to_start.lock().ok().and_then(|map| map.get(key).copied())
+    }
+
+    fn was_started(&self, key: &str) -> bool {
+        self.started.lock().is_ok_and(|set| set.contains(key))
+    }
+}
+
+/// The stamp and managed-keys markers of profiles and instances (deploy.sh's
+/// `user.anklumec.profile` and `user.anklumec`).
+pub const PROFILE_MARKER: &str = "user.anklumec.profile";
+pub const INSTANCE_MARKER: &str = "user.anklumec";
+
+/// What a profile or instance declares, for the key-by-key convergence.
+pub struct Declared<'a> {
+    pub description: &'a str,
+    pub config: &'a Config,
+    pub devices: &'a Devices,
+    pub stamp: String,
+    pub marker: &'static str,
+}
+
+impl Declared<'_> {
+    /// deploy.sh's `ak_managed_list`: `config:KEY` per declared key, then `device:NAME`
+    /// per declared device, space-separated.
+    pub fn managed_list(&self) -> String {
+        let config = self.config.keys().map(|key| format!("config:{key}"));
+        let devices = self.devices.keys().map(|name| format!("device:{name}"));
+        config.chain(devices).collect::<Vec<_>>().join(" ")
+    }
+
+    fn stamp_key(&self) -> String {
+        format!("{}.stamp", self.marker)
+    }
+
+    fn managed_key(&self) -> String {
+        format!("{}.managed", self.marker)
+    }
+
+    /// The config of a new resource: the declared keys and the two markers. Incus
+    /// drops empty values (`incus ... set key=` unsets), so they are left out.
+    pub fn fresh_config(&self) -> Config {
+        let mut config: Config =
+            self.config.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
+        set_or_unset(&mut config, self.stamp_key(), self.stamp.clone());
+        set_or_unset(&mut config, self.managed_key(), self.managed_list());
+        config
+    }
+
+    pub fn fresh_devices(&self) -> RawDevices {
+        self.devices
+            .iter()
+            .map(|(name, device)| (name.clone(), raw_device(&device.device_type, &device.options)))
+            .collect()
+    }
+
+    /// deploy.sh's `ak_converge` and the marker update, on the existing config,
+    /// devices and description: returns the new config and devices and what changed.
+    pub fn converge(
+        &self,
+        config: &Config,
+        devices: &RawDevices,
+        description: &str,
+    ) -> (Config, RawDevices, Vec<String>) {
+        let mut what = Vec::new();
+        let mut new_config = config.clone();
+        let mut new_devices = devices.clone();
+        for (key, value) in self.config {
+            if config.get(key).map_or("", String::as_str) != value {
+                set_or_unset(&mut new_config, key.clone(), value.clone());
+                what.push(key.clone());
+            }
+        }
+        let old = config.get(&self.managed_key()).cloned().unwrap_or_default();
+        for token in old.split_whitespace() {
+            if let Some(key) = token.strip_prefix("config:") {
+                if !self.config.contains_key(key) && new_config.remove(key).is_some() {
+                    what.push(format!("-{key}"));
+                }
+            } else if let Some(name) = token.strip_prefix("device:") {
+                if !self.devices.contains_key(name) && new_devices.remove(name).is_some() {
+                    what.push(format!("-device {name}"));
+                }
+            }
+        }
+        for (name, device) in self.devices {
+            match devices.get(name) {
+                Some(existing) if existing.get("type").map_or("", String::as_str) != device.device_type => {
+                    new_devices.insert(name.clone(), raw_device(&device.device_type, &device.options));
+                    what.push(format!("device {name}"));
+                }
+                Some(existing) => {
+                    let mut updated = existing.clone();
+                    let mut differs = false;
+                    for (key, value) in &device.options {
+                        if existing.get(key).map_or("", String::as_str) != value {
+                            set_or_unset(&mut updated, key.clone(), value.clone());
+                            differs = true;
+                        }
+                    }
+                    if differs {
+                        new_devices.insert(name.clone(), updated);
+                        what.push(format!("device {name}"));
+                    }
+                }
+                None => {
+                    new_devices.insert(name.clone(), raw_device(&device.device_type, &device.options));
+                    what.push(format!("+device {name}"));
+                }
+            }
+        }
+        if description != self.description {
+            what.push("description".into());
+        }
+        set_or_unset(&mut new_config, self.stamp_key(), self.stamp.clone());
+        set_or_unset(&mut new_config, self.managed_key(), self.managed_list());
+        (new_config, new_devices, what)
+    }
+}
+
+fn set_or_unset(map: &mut BTreeMap<String, String>, key: String, value: String) {
+    if value.is_empty() {
+        map.remove(&key);
+    } else {
+        map.insert(key, value);
+    }
+}
+
+fn raw_device(device_type: &str, options: &Config) -> RawDevice {
+    let mut raw: RawDevice =
+        options.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
+    raw.insert("type".into(), device_type.to_string());
+    raw
+}
+
+fn config_json(config: &Config) -> Value {
+    Value::Object(config.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+}
+
+fn devices_json(devices: &RawDevices) -> Value {
+    Value::Object(devices.iter().map(|(name, device)| (name.clone(), config_json(device))).collect::<Map<_, _>>())
+}
+
+/// The declared keys whose value differs (missing counts as empty), and the config
+/// with them set: deploy.sh's `get`/`set` loop of projects, bridges and volumes.
+fn merge_declared(existing: &Config, declared: &Config) -> (Config, Vec<String>) {
+    let mut merged = existing.clone();
+    let mut differ = Vec::new();
+    for (key, value) in declared {
+        if existing.get(key).map_or("", String::as_str) != value {
+            set_or_unset(&mut merged, key.clone(), value.clone());
+            differ.push(key.clone());
+        }
+    }
+    (merged, differ)
+}
+
+fn changed_or_unchanged(what: Vec<String>) -> Outcome {
+    if what.is_empty() { Outcome::Unchanged } else { Outcome::Changed(what) }
+}
+
+pub fn ensure_project(ctx: &Ctx, spec: &ProjectSpec) -> Result<Outcome, StepError> {
+    let name = encode(&spec.name);
+    match ctx.state.projects.get(&spec.name) {
+        Some(existing) => {
+            let (config, mut what) = merge_declared(&existing.config, &spec.config);
+            if existing.description != spec.description {
+                what.push("description".into());
+            }
+            if !what.is_empty() {
+                let body = json!({"config": config_json(&config), "description": spec.description});
+                ctx.mutate("PUT", &format!("/1.0/projects/{name}"), body, UPDATE_DEADLINE)?;
+            }
+            Ok(changed_or_unchanged(what))
+        }
+        None => {
+            let config: Config =
+                spec.config.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let body = json!({"name": spec.name, "description": spec.description, "config": config_json(&config)});
+            ctx.mutate("POST", "/1.0/projects", body, UPDATE_DEADLINE)?;
+            Ok(Outcome::Created)
+        }
+    }
+}
+
+pub fn ensure_network(ctx: &Ctx, spec: &NetworkSpec) -> Result<Outcome, StepError> {
+    let name = encode(&spec.name);
+    match ctx.state.networks.get(&spec.name) {
+        Some(existing) if !existing.managed => {
+            Err(StepError::new(format!("a host interface named {} exists and is not managed by Incus", spec.name)))
+        }
+        Some(existing) => {
+            let (config, mut what) = merge_declared(&existing.config, &spec.config);
+            if existing.description != spec.description {
+                what.push("description".into());
+            }
+            if !what.is_empty() {
+                let body = json!({"config": config_json(&config), "description": spec.description});
+                ctx.mutate("PUT", &format!("/1.0/networks/{name}"), body, UPDATE_DEADLINE)?;
+            }
+            Ok(changed_or_unchanged(what))
+        }
+        None => {
+            let config: Config =
+                spec.config.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let body = json!({"name": spec.name, "type": "bridge", "description": spec.description, "config": config_json(&config)});
+            ctx.mutate("POST", "/1.0/networks", body, UPDATE_DEADLINE)?;
+            Ok(Outcome::Created)
+        }
+    }
+}
+
+pub fn ensure_volume(ctx: &Ctx, spec: &VolumeSpec) -> Result<Outcome, StepError> {
+    let key = (spec.project.clone(), spec.pool.clone(), spec.name.clone());
+    let (project, pool, name) = (encode(&spec.project), encode(&spec.pool), encode(&spec.name));
+    match ctx.state.volumes.get(&key) {
+        Some(existing) => {
+            let (config, what) = merge_declared(&existing.config, &spec.config);
+            if !what.is_empty() {
+                let body = json!({"config": config_json(&config), "description": existing.description});
+                let path = format!("/1.0/storage-pools/{pool}/volumes/custom/{name}?project={project}");
+                ctx.mutate("PUT", &path, body, UPDATE_DEADLINE)?;
+            }
+            Ok(changed_or_unchanged(what))
+        }
+        None => {
+            let config: Config =
+                spec.config.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let body = json!({"name": spec.name, "type": "custom", "content_type": "filesystem", "config": config_json(&config)});
+            let path = format!("/1.0/storage-pools/{pool}/volumes/custom?project={project}");
+            ctx.mutate("POST", &path, body, UPDATE_DEADLINE)?;
+            Ok(Outcome::Created)
+        }
+    }
+}
+
+pub fn ensure_profile(ctx: &Ctx, spec: &ProfileSpec) -> Result<Outcome, StepError> {
+    let (project, name) = (encode(&spec.project), encode(&spec.name));
+    let path = format!("/1.0/profiles/{name}?project={project}");
+    let existing = if ctx.state.has_project(&spec.project) {
+        ctx.state.profiles.get(&(spec.project.clone(), spec.name.clone())).cloned()
+    } else if ctx.dry_run {
+        // The project would be created with an empty `default` profile.
+        (spec.name == "default").then(Default::default)
+    } else {
+        // Created by this run: its `default` profile was not there to read.
+        match ctx.client.get(&path) {
+            Ok(profile) => Some(parse_profile(&profile)),
+            Err(error) if error.is_not_found() => None,
+            Err(error) => return Err(error.into()),
+        }
+    };
+    let declared = Declared {
+        description: &spec.description,
+        config: &spec.config,
+        devices: &spec.devices,
+        stamp: spec.stamp(),
+        marker: PROFILE_MARKER,
+    };
+    match existing {
+        None => {
+            let body = json!({
+                "name": spec.name,
+                "description": spec.description,
+                "config": config_json(&declared.fresh_config()),
+                "devices": devices_json(&declared.fresh_devices()),
+            });
+            ctx.mutate("POST", &format!("/1.0/profiles?project={project}"), body, UPDATE_DEADLINE)?;
+            Ok(Outcome::Created)
+        }
+        Some(existing) => {
+            if existing.config.get(&declared.stamp_key()) == Some(&declared.stamp) {
+                return Ok(Outcome::Unchanged);
+            }
+            let (config, devices, what) = declared.converge(&existing.config, &existing.devices, &existing.description);
+            let body = json!({
+                "config": config_json(&config),
+                "description": spec.description,
+                "devices": devices_json(&devices),
+            });
+            ctx.mutate("PUT", &path, body, UPDATE_DEADLINE)?;
+            Ok(Outcome::Changed(if what.is_empty() { vec!["stamp".into()] } else { what }))
+        }
+    }
+}
+
+fn api_type(instance_type: InstanceType) -> &'static str {
+    match instance_type {
+        InstanceType::Container => "container",
+        InstanceType::VirtualMachine => "virtual-machine",
+    }
+}
+
+/// The `source` of an instance created from `image`, or why the runner cannot.
+pub fn image_source(image: &str) -> Result<Value, StepError> {
+    let reference = ImageRef::parse(image);
+    if reference.is_local() {
+        return Ok(json!({"type": "image", "alias": reference.name}));
+    }
+    match reference.remote.as_deref() {
+        Some("images") => Ok(json!({
+            "type": "image",
+            "alias": reference.name,
+            "server": IMAGES_SERVER,
+            "protocol": "simplestreams",
+            "mode": "pull",
+        })),
+        _ => Err(StepError {
+            message: format!("image {image}: the runner only knows the remote `images:` ({IMAGES_SERVER})"),
+            hints: vec![
+                "copy the image here under a local alias and use that alias as os_image, or deploy with deploy.sh"
+                    .into(),
+            ],
+        }),
+    }
+}
+
+pub fn ensure_instance(ctx: &Ctx, spec: &InstanceSpec, origin: &str) -> Result<Outcome, StepError> {
+    let (project, name) = (encode(&spec.project), encode(&spec.name));
+    let key = format!("{}/{}", spec.project, spec.name);
+    let declared = Declared {
+        description: &spec.description,
+        config: &spec.config,
+        devices: &spec.devices,
+        stamp: spec.stamp(),
+        marker: INSTANCE_MARKER,
+    };
+    let Some(existing) = ctx.state.instance(&spec.project, &spec.name) else {
+        let body = json!({
+            "name": spec.name,
+            "type": api_type(spec.instance_type),
+            "source": image_source(&spec.image)?,
+            "profiles": spec.profiles,
+            "config": config_json(&declared.fresh_config()),
+            "devices": devices_json(&declared.fresh_devices()),
+            "description": spec.description,
+            "start": false,
+        });
+        ctx.mutate("POST", &format!("/1.0/instances?project={project}"), body, CREATE_DEADLINE)?;
+        ctx.mark_to_start(key, "start");
+        return Ok(Outcome::Created);
+    };
+    check_type(spec, existing, origin)?;
+    if !existing.is_running() {
+        ctx.mark_to_start(key, if existing.status == "Frozen" { "unfreeze" } else { "start" });
+    }
+    if existing.config.get(&declared.stamp_key()) == Some(&declared.stamp) {
+        return Ok(Outcome::Unchanged);
+    }
+    let (config, devices, mut what) = declared.converge(&existing.config, &existing.devices, &existing.description);
+    if existing.profiles != spec.profiles {
+        what.push("profiles".into());
+    }
+    let body = json!({
+        "architecture": existing.architecture,
+        "config": config_json(&config),
+        "devices": devices_json(&devices),
+        "ephemeral": existing.ephemeral,
+        "profiles": spec.profiles,
+        "stateful": existing.stateful,
+        "description": spec.description,
+    });
+    ctx.mutate("PUT", &format!("/1.0/instances/{name}?project={project}"), body, UPDATE_DEADLINE)?;
+    Ok(Outcome::Changed(if what.is_empty() { vec!["stamp".into()] } else { what }))
+}
+
+/// An existing instance of the other type cannot be converted; replacing it would
+/// destroy it, which the runner never does.
+fn check_type(spec: &InstanceSpec, existing: &InstanceState, origin: &str) -> Result<(), StepError> {
+    let want = api_type(spec.instance_type);
+    if existing.instance_type == want {
+        return Ok(());
+    }
+    Err(StepError {
+        message: format!(
+            "instance {} in project {} is a {} but {origin} declares type {}: Incus cannot convert it",
+            spec.name,
+            spec.project,
+            existing.instance_type,
+            spec.instance_type.keyword()
+        ),
+        hints: vec![format!(
+            "move its data, delete it by hand (it may be protected: incus config unset {} security.protection.delete --project {}), then rerun",
+            spec.name, spec.project
+        )],
+    })
+}
+
+pub fn start_instance(ctx: &Ctx, target: &InstanceTarget) -> Result<Outcome, StepError> {
+    let key = format!("{}/{}", target.project, target.name);
+    let Some(action) = ctx.start_action(&key) else { return Ok(Outcome::Skipped) };
+    let path = format!("/1.0/instances/{}/state?project={}", encode(&target.name), encode(&target.project));
+    let body = json!({"action": action, "timeout": -1, "force": false, "stateful": false});
+    ctx.mutate("PUT", &path, body, UPDATE_DEADLINE)?;
+    if let Ok(mut started) = ctx.started.lock() {
+        started.insert(key);
+    }
+    Ok(Outcome::Started)
+}
+
+/// Sleep `delay`, waking early on an interrupt; false when interrupted.
+fn pause(ctx: &Ctx, delay: Duration) -> bool {
+    let until = Instant::now() + delay;
+    while Instant::now() < until {
+        if ctx.interrupt.load(Ordering::SeqCst) {
+            return false;
+        }
+        std::thread::sleep((until - Instant::now()).min(Duration::from_millis(100)));
+    }
+    !ctx.interrupt.load(Ordering::SeqCst)
+}
+
+fn interrupted(what: &str) -> StepError {
+    StepError::new(format!("interrupted while waiting for {what}"))
+}
+
+fn state_path(spec: &WaitSpec) -> String {
+    format!("/1.0/instances/{}/state?project={}", encode(&spec.name), encode(&spec.project))
+}
+
+/// Poll the instance's state until it is RUNNING: `retries` polls after the first,
+/// `delay` seconds apart (deploy.sh's loop, without its `incus` process per poll).
+pub fn wait_running(ctx: &Ctx, spec: &WaitSpec, note: Note) -> Result<Outcome, StepError> {
+    let key = format!("{}/{}", spec.project, spec.name);
+    if ctx.dry_run || !ctx.was_started(&key) {
+        return Ok(Outcome::Skipped);
+    }
+    let delay = Duration::from_secs(u64::from(spec.wait.delay));
+    let mut last = String::from("unknown");
+    for attempt in 0..=spec.wait.retries {
+        match ctx.client.get(&state_path(spec)) {
+            Ok(state) => {
+                last = state["status"].as_str().unwrap_or("unknown").to_string();
+                if matches!(last.as_str(), "Running" | "Ready") {
+                    return Ok(Outcome::Running(u64::from(attempt) * u64::from(spec.wait.delay)));
+                }
+            }
+            Err(error) => last = format!("unknown: {}", error.message()),
+        }
+        if attempt == spec.wait.retries {
+            break;
+        }
+        note(format!("{last}, poll {}/{}", attempt + 1, spec.wait.retries));
+        if !pause(ctx, delay) {
+            return Err(interrupted(&format!("{key} to run")));
+        }
+    }
+    let mut hints = vec![
+        format!("incus console {} --project {}", spec.name, spec.project),
+        format!("incus info {} --project {} --show-log", spec.name, spec.project),
+    ];
+    if spec.instance_type == InstanceType::VirtualMachine {
+        hints.push(format!(
+            "incus config set {} limits.memory=2GiB --project {}   (if it runs out of memory)",
+            spec.name, spec.project
+        ));
+    }
+    Err(StepError {
+        message: format!(
+            "{key} did not reach RUNNING after {} x {} s (last status: {last})",
+            spec.wait.retries, spec.wait.delay
+        ),
+        hints,
+    })
+}
+
+/// Whether the VM's agent answers: the state reports processes (≥ 0) when the agent
+/// feeds it metrics; with `security.agent.metrics=false` it stays -1, so an `exec` of
+/// `true` (no websocket, no recorded output) settles it.
+fn agent_answers(ctx: &Ctx, spec: &WaitSpec) -> Result<bool, Error> {
+    let state = ctx.client.get(&state_path(spec))?;
+    if state["processes"].as_i64().is_some_and(|processes| processes >= 0) {
+        return Ok(true);
+    }
+    let path = format!("/1.0/instances/{}/exec?project={}", encode(&spec.name), encode(&spec.project));
+    let body = json!({
+        "command": ["true"],
+        "environment": {},
+        "interactive": false,
+        "wait-for-websocket": false,
+        "record-output": false,
+    });
+    let op = ctx.client.call("POST", &path, Some(&body), PROBE_DEADLINE)?;
+    Ok(op["metadata"]["return"].as_i64() == Some(0))
+}
+
+pub fn wait_agent(ctx: &Ctx, spec: &WaitSpec, note: Note) -> Result<Outcome, StepError> {
+    let key = format!("{}/{}", spec.project, spec.name);
+    if ctx.dry_run || !ctx.was_started(&key) {
+        return Ok(Outcome::Skipped);
+    }
+    let delay = Duration::from_secs(u64::from(spec.wait.delay));
+    let mut last = String::new();
+    for attempt in 0..=spec.wait.retries {
+        match agent_answers(ctx, spec) {
+            Ok(true) => return Ok(Outcome::AgentReady(u64::from(attempt) * u64::from(spec.wait.delay))),
+            Ok(false) => last = "the probe `true` did not succeed".into(),
+            Err(error) => last = error.message(),
+        }
+        if attempt == spec.wait.retries {
+            break;
+        }
+        note(format!("agent not answering, poll {}/{}", attempt + 1, spec.wait.retries));
+        if !pause(ctx, delay) {
+            return Err(interrupted(&format!("the agent of {key}")));
+        }
+    }
+    Err(StepError {
+        message: format!(
+            "the incus-agent of {key} did not answer after {} x {} s (last: {last})",
+            spec.wait.retries, spec.wait.delay
+        ),
+        hints: vec![
+            format!("incus exec {} --project {} -- true", spec.name, spec.project),
+            format!("incus console {} --project {}   (then: systemctl status incus-agent)", spec.name, spec.project),
+            "standard images: VM images ship incus-agent; custom images may need it installed".into(),
+        ],
+    })
+}
+
+/// Make `work.image` available before the instances that need it are created
+/// concurrently: a local alias must exist (and be a VM image if VMs need it); a remote
+/// image is pulled into the image store once.
+pub fn ensure_image(ctx: &Ctx, work: &ImageWork) -> Result<Outcome, StepError> {
+    if work.missing.is_empty() {
+        return Ok(Outcome::Skipped);
+    }
+    let needed: Vec<String> = work.missing.iter().map(|(key, _)| key.clone()).collect();
+    let vms: Vec<&str> =
+        work.missing.iter().filter(|(_, t)| *t == InstanceType::VirtualMachine).map(|(key, _)| key.as_str()).collect();
+    let reference = ImageRef::parse(&work.image);
+    if reference.is_local() {
+        let path = format!("/1.0/images/aliases/{}", encode(&reference.name));
+        let alias = match ctx.client.get(&path) {
+            Ok(alias) => alias,
+            Err(error) if error.is_not_found() => {
+                return Err(StepError {
+                    message: format!(
+                        "image {} is not available on this Incus server; needed to create: {}",
+                        work.image,
+                        needed.join(" ")
+                    ),
+                    hints: vec![format!(
+                        "import it under that alias:  incus image import METADATA.tar.xz [ROOTFS] --alias {}",
+                        reference.name
+                    )],
+                });
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if !vms.is_empty() && alias["type"].as_str().is_some_and(|t| t != "virtual-machine") {
+            return Err(StepError::new(format!(
+                "image {} is not a virtual-machine image, but VMs need it: {} (import a VM image under another alias)",
+                work.image,
+                vms.join(" ")
+            )));
+        }
+        return Ok(Outcome::Skipped);
+    }
+    let source = image_source(&work.image)?;
+    let types: BTreeSet<&str> = work.missing.iter().map(|(_, t)| api_type(*t)).collect();
+    let images = ctx.client.get("/1.0/images?recursion=1")?;
+    let mut pulled = false;
+    for image_type in types {
+        let cached = images.as_array().into_iter().flatten().any(|image| {
+            image["type"] == image_type
+                && image["update_source"]["server"] == source["server"]
+                && image["update_source"]["alias"] == source["alias"]
+        });
+        if cached {
+            continue;
+        }
+        let body = json!({
+            "source": {
+                "type": "image",
+                "mode": "pull",
+                "server": source["server"],
+                "protocol": source["protocol"],
+                "alias": source["alias"],
+                "image_type": image_type,
+            },
+            "auto_update": true,
+        });
+        ctx.mutate("POST", "/1.0/images", body, PULL_DEADLINE)?;
+        pulled = true;
+    }
+    Ok(if pulled { Outcome::Created } else { Outcome::Unchanged })
+}
+
+/// Run one plan step.
+pub fn run_step(ctx: &Ctx, step: &Step, note: Note) -> Result<Outcome, StepError> {
+    use crate::plan::Action;
+    match &step.action {
+        Action::EnsureProject(spec) => ensure_project(ctx, spec),
+        Action::EnsureNetwork(spec) => ensure_network(ctx, spec),
+        Action::EnsureProfile(spec) => ensure_profile(ctx, spec),
+        Action::EnsureVolume(spec) => ensure_volume(ctx, spec),
+        Action::EnsureInstance(spec) => ensure_instance(ctx, spec, &step.origin.to_string()),
+        Action::StartInstance(target) => start_instance(ctx, target),
+        Action::WaitRunning(spec) => wait_running(ctx, spec, note),
+        Action::WaitAgent(spec) => wait_agent(ctx, spec, note),
+    }
+}
+
+/// Read one instance back (tests and diagnostics).
+pub fn read_instance(client: &Client, project: &str, name: &str) -> Result<InstanceState, Error> {
+    client.get(&format!("/1.0/instances/{}?project={}", encode(name), encode(project))).map(|v| parse_instance(&v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Device;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn managed_list_is_deploy_sh_s() {
+        let cfg = config(&[("limits.cpu", "1"), ("a.b", "")]);
+        let mut devices = Devices::new();
+        devices.insert("eth0".into(), Device { device_type: "nic".into(), options: config(&[("network", "n")]) });
+        let declared =
+            Declared { description: "", config: &cfg, devices: &devices, stamp: "s".into(), marker: INSTANCE_MARKER };
+        assert_eq!(declared.managed_list(), "config:a.b config:limits.cpu device:eth0");
+        let fresh = declared.fresh_config();
+        assert_eq!(fresh.get("user.anklumec.stamp").map(String::as_str), Some("s"));
+        assert!(!fresh.contains_key("a.b"));
+    }
+
+    #[test]
+    fn converge_sets_differences_and_removes_what_is_no_longer_declared() {
+        let cfg = config(&[("limits.cpu", "2")]);
+        let mut devices = Devices::new();
+        devices.insert("eth0".into(), Device { device_type: "nic".into(), options: config(&[("network", "n2")]) });
+        let declared =
+            Declared { description: "d", config: &cfg, devices: &devices, stamp: "new".into(), marker: PROFILE_MARKER };
+        let existing = config(&[
+            ("limits.cpu", "1"),
+            ("limits.memory", "1GiB"),
+            ("other", "kept"),
+            ("user.anklumec.profile.stamp", "old"),
+            ("user.anklumec.profile.managed", "config:limits.cpu config:limits.memory device:eth0 device:gone"),
+        ]);
+        let mut raw = RawDevices::new();
+        raw.insert("eth0".into(), config(&[("type", "nic"), ("network", "n1"), ("mtu", "1400")]));
+        raw.insert("gone".into(), config(&[("type", "disk")]));
+        let (new_config, new_devices, what) = declared.converge(&existing, &raw, "");
+        assert_eq!(new_config.get("limits.cpu").map(String::as_str), Some("2"));
+        assert!(!new_config.contains_key("limits.memory"));
+        assert_eq!(new_config.get("other").map(String::as_str), Some("kept"));
+        assert_eq!(
+            new_config.get("user.anklumec.profile.managed").map(String::as_str),
+            Some("config:limits.cpu device:eth0")
+        );
+        assert!(!new_devices.contains_key("gone"));
+        // Options no longer declared stay on an existing device (as deploy.sh).
+        assert_eq!(new_devices["eth0"].get("mtu").map(String::as_str), Some("1400"));
+        assert_eq!(new_devices["eth0"].get("network").map(String::as_str), Some("n2"));
+        assert_eq!(what, ["limits.cpu", "-limits.memory", "-device gone", "device eth0", "description"]);
+    }
+}

@@ -1,0 +1,781 @@
+//! The runner against a fake Incus API server: a small HTTP server on a unix socket in
+//! a temp dir, run by the test on std threads. VMs cannot run on the test machines (no
+//! KVM), so their boot and agent waits are proven here: the fake simulates slow boots
+//! (status `Stopped` until the boot time has passed since the start request) and late
+//! agents (`processes` -1, and `exec` failing with "VM agent isn't currently running",
+//! until the agent time has passed), and records every request with its time.
+//!
+//! Proven: VMs boot in parallel (20 VMs of 2 s boot are all booting and waited on at
+//! the same time: asserted on the recorded intervals, not on wall time); agent waits
+//! via `processes` and, with `security.agent.metrics=false`, via the exec probe; waits
+//! that time out fail with their step, infra.yml line and hints; a failure in one
+//! domain does not stop another; a converged fake gets zero mutating requests; a dry
+//! run sends none; an interrupt stops launching steps and lets the running one finish.
+//!
+//! benches/runner.rs reuses the fake (`#[path]`), hence the `pub` items.
+
+use anklumec::compile::{Options as CompileOptions, compile_source};
+use anklumec::plan::Plan;
+use anklumec::run::progress::Capture;
+use anklumec::run::scheduler::Status;
+use anklumec::run::{self, Report};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+// =====================================================================================
+// The fake server
+// =====================================================================================
+
+#[derive(Clone, Debug)]
+struct Request {
+    method: String,
+    path: String,
+    at: Instant,
+}
+
+struct Instance {
+    body: Value,
+    started_at: Option<Instant>,
+    /// When a state read first saw it running.
+    seen_running: Option<Instant>,
+}
+
+struct Operation {
+    done_at: Instant,
+    result: Result<Value, String>,
+}
+
+/// How the fake behaves.
+#[derive(Clone)]
+pub struct Behaviour {
+    pub boot: Duration,
+    pub agent: Duration,
+    /// Instance names whose agent never answers.
+    pub no_agent: BTreeSet<String>,
+    /// Instance names whose creation operation fails.
+    pub fail_create: BTreeSet<String>,
+    /// Project names whose creation fails (HTTP 500).
+    pub fail_project: BTreeSet<String>,
+    /// How long a create or start operation runs.
+    pub op_time: Duration,
+    /// Set when the first instance creation arrives (a Ctrl-C at that moment).
+    pub interrupt_on_create: Option<Arc<AtomicBool>>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            boot: Duration::from_millis(0),
+            agent: Duration::from_millis(0),
+            no_agent: BTreeSet::new(),
+            fail_create: BTreeSet::new(),
+            fail_project: BTreeSet::new(),
+            op_time: Duration::from_millis(20),
+            interrupt_on_create: None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct World {
+    projects: BTreeMap<String, Value>,
+    networks: BTreeMap<String, Value>,
+    profiles: BTreeMap<(String, String), Value>,
+    instances: BTreeMap<(String, String), Instance>,
+    volumes: BTreeMap<(String, String, String), Value>,
+    images: Vec<Value>,
+    operations: BTreeMap<String, Operation>,
+    requests: Vec<Request>,
+}
+
+pub struct Fake {
+    _dir: tempfile::TempDir,
+    socket: PathBuf,
+    world: Arc<(Mutex<World>, Condvar)>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Fake {
+    pub fn start(behaviour: Behaviour) -> Fake {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("unix.socket");
+        let listener = UnixListener::bind(&socket).expect("bind the fake socket");
+        let mut world = World::default();
+        world
+            .projects
+            .insert("default".into(), json!({"name": "default", "description": "Default Incus project", "config": {}}));
+        world.profiles.insert(
+            ("default".into(), "default".into()),
+            json!({"name": "default", "description": "Default Incus profile", "config": {}, "devices": {}}),
+        );
+        let world = Arc::new((Mutex::new(world), Condvar::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (shared, stopping) = (world.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (shared, behaviour) = (shared.clone(), behaviour.clone());
+                std::thread::spawn(move || serve(stream, &shared, &behaviour));
+            }
+        });
+        Fake { _dir: dir, socket, world, stop }
+    }
+
+    pub fn options(&self, jobs: usize) -> run::Options {
+        run::Options { jobs, socket: Some(self.socket.clone()), ..run::Options::default() }
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.world.0.lock().map(|w| w.requests.clone()).unwrap_or_default()
+    }
+
+    /// (start request time, first seen running) per instance that was started.
+    pub fn boots(&self) -> BTreeMap<String, (Instant, Option<Instant>)> {
+        let world = self.world.0.lock().expect("fake state");
+        world
+            .instances
+            .iter()
+            .filter_map(|((_, name), i)| i.started_at.map(|at| (name.clone(), (at, i.seen_running))))
+            .collect()
+    }
+
+    fn status(&self, project: &str, name: &str) -> Option<String> {
+        let world = self.world.0.lock().expect("fake state");
+        world
+            .instances
+            .get(&(project.into(), name.into()))
+            .map(|i| if i.started_at.is_some() { "Running".into() } else { "Stopped".into() })
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = UnixStream::connect(&self.socket);
+    }
+}
+
+fn read_request(stream: &UnixStream) -> Option<(String, String, Vec<u8>)> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((method, path, body))
+}
+
+/// Write a response; `chunked` frames the body in chunks (as Incus does for `/wait`).
+fn respond(mut stream: &UnixStream, status: u16, body: &Value, chunked: bool) {
+    let text = body.to_string();
+    let reason = match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        404 => "Not Found",
+        _ => "Error",
+    };
+    let mut out = format!("HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nConnection: close\r\n");
+    if chunked {
+        out.push_str("Transfer-Encoding: chunked\r\n\r\n");
+        for chunk in text.as_bytes().chunks(7) {
+            out.push_str(&format!("{:x}\r\n{}\r\n", chunk.len(), String::from_utf8_lossy(chunk)));
+        }
+        out.push_str("0\r\n\r\n");
+    } else {
+        out.push_str(&format!("Content-Length: {}\r\n\r\n{text}", text.len()));
+    }
+    let _ = stream.write_all(out.as_bytes());
+}
+
+fn sync(metadata: Value) -> (u16, Value) {
+    (200, json!({"type": "sync", "status": "Success", "status_code": 200, "metadata": metadata}))
+}
+
+fn error(code: u16, message: &str) -> (u16, Value) {
+    (code, json!({"type": "error", "error": message, "error_code": code}))
+}
+
+static OPERATIONS: AtomicUsize = AtomicUsize::new(0);
+
+fn operation(world: &mut World, after: Duration, result: Result<Value, String>) -> (u16, Value) {
+    let id = format!("op-{}", OPERATIONS.fetch_add(1, Ordering::SeqCst));
+    world.operations.insert(id.clone(), Operation { done_at: Instant::now() + after, result });
+    (
+        202,
+        json!({"type": "async", "status": "Operation created", "status_code": 100, "operation": format!("/1.0/operations/{id}"),
+               "metadata": {"id": id, "status_code": 103}}),
+    )
+}
+
+// The instance map is checked, then the operation table (same lock) is written.
+#[allow(clippy::map_entry)]
+fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behaviour) {
+    let Some((method, target, body)) = read_request(&stream) else { return };
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let params: BTreeMap<&str, &str> = query.split('&').filter_map(|kv| kv.split_once('=')).collect();
+    let project = params.get("project").copied().unwrap_or("default").to_string();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // Operation waits block outside the lock.
+    if let ["1.0", "operations", id, "wait"] = segments.as_slice() {
+        let timeout = Duration::from_secs(params.get("timeout").and_then(|t| t.parse().ok()).unwrap_or(30));
+        let deadline = Instant::now() + timeout;
+        if let Ok(mut world) = shared.0.lock() {
+            world.requests.push(Request { method: method.clone(), path: target.clone(), at: Instant::now() });
+        }
+        loop {
+            let state =
+                shared.0.lock().ok().map(|world| world.operations.get(*id).map(|op| (op.done_at, op.result.clone())));
+            match state {
+                Some(Some((done_at, result))) if Instant::now() >= done_at => {
+                    let op = match result {
+                        Ok(metadata) => {
+                            json!({"id": id, "status": "Success", "status_code": 200, "metadata": metadata, "err": ""})
+                        }
+                        Err(message) => {
+                            json!({"id": id, "status": "Failure", "status_code": 400, "metadata": null, "err": message})
+                        }
+                    };
+                    let (status, envelope) = sync(op);
+                    return respond(&stream, status, &envelope, true);
+                }
+                Some(Some((done_at, _))) => {
+                    if Instant::now() >= deadline {
+                        let (status, envelope) = sync(json!({"id": id, "status": "Running", "status_code": 103}));
+                        return respond(&stream, status, &envelope, true);
+                    }
+                    std::thread::sleep(
+                        done_at.saturating_duration_since(Instant::now()).min(Duration::from_millis(20)),
+                    );
+                }
+                _ => {
+                    let (status, envelope) = error(404, "Operation not found");
+                    return respond(&stream, status, &envelope, false);
+                }
+            }
+        }
+    }
+    let Ok(mut world) = shared.0.lock() else { return };
+    world.requests.push(Request { method: method.clone(), path: target.clone(), at: Instant::now() });
+    let recursion = params.get("recursion") == Some(&"1");
+    let (status, envelope) = match (method.as_str(), segments.as_slice()) {
+        ("GET", ["1.0"]) => sync(json!({"api_extensions": [], "environment": {"server_version": "6.0.4"}})),
+        ("GET", ["1.0", "projects"]) if recursion => sync(Value::Array(world.projects.values().cloned().collect())),
+        ("POST", ["1.0", "projects"]) => {
+            let name = body["name"].as_str().unwrap_or_default().to_string();
+            if behaviour.fail_project.contains(&name) {
+                error(500, "Failed creating project: simulated failure")
+            } else if world.projects.contains_key(&name) {
+                error(500, "Error inserting into database: The project already exists")
+            } else {
+                world.projects.insert(name.clone(), body.clone());
+                world.profiles.insert(
+                    (name, "default".into()),
+                    json!({"name": "default", "description": "Default Incus profile", "config": {}, "devices": {}}),
+                );
+                (201, json!({"type": "sync", "status": "Success", "status_code": 200, "metadata": {}}))
+            }
+        }
+        ("PUT", ["1.0", "projects", name]) => match world.projects.get_mut(*name) {
+            Some(project) => {
+                project["config"] = body["config"].clone();
+                project["description"] = body["description"].clone();
+                sync(json!({}))
+            }
+            None => error(404, "Project not found"),
+        },
+        ("GET", ["1.0", "networks"]) if recursion => sync(Value::Array(world.networks.values().cloned().collect())),
+        ("POST", ["1.0", "networks"]) => {
+            let name = body["name"].as_str().unwrap_or_default().to_string();
+            let mut network = body.clone();
+            network["managed"] = json!(true);
+            world.networks.insert(name, network);
+            (201, json!({"type": "sync", "status": "Success", "status_code": 200, "metadata": {}}))
+        }
+        ("PUT", ["1.0", "networks", name]) => match world.networks.get_mut(*name) {
+            Some(network) => {
+                network["config"] = body["config"].clone();
+                network["description"] = body["description"].clone();
+                sync(json!({}))
+            }
+            None => error(404, "Network not found"),
+        },
+        ("GET", ["1.0", "profiles"]) if recursion => {
+            if !world.projects.contains_key(&project) {
+                error(404, "Project not found")
+            } else {
+                sync(Value::Array(
+                    world.profiles.iter().filter(|((p, _), _)| *p == project).map(|(_, v)| v.clone()).collect(),
+                ))
+            }
+        }
+        ("GET", ["1.0", "profiles", name]) => match world.profiles.get(&(project.clone(), name.to_string())) {
+            Some(profile) => sync(profile.clone()),
+            None => error(404, "Profile not found"),
+        },
+        ("POST", ["1.0", "profiles"]) => {
+            let name = body["name"].as_str().unwrap_or_default().to_string();
+            world.profiles.insert((project, name), body.clone());
+            (201, json!({"type": "sync", "status": "Success", "status_code": 200, "metadata": {}}))
+        }
+        ("PUT", ["1.0", "profiles", name]) => match world.profiles.get_mut(&(project.clone(), name.to_string())) {
+            Some(profile) => {
+                for key in ["config", "description", "devices"] {
+                    profile[key] = body[key].clone();
+                }
+                sync(json!({}))
+            }
+            None => error(404, "Profile not found"),
+        },
+        ("GET", ["1.0", "storage-pools", pool, "volumes", "custom"]) if recursion => sync(Value::Array(
+            world.volumes.iter().filter(|((p, o, _), _)| *p == project && o == pool).map(|(_, v)| v.clone()).collect(),
+        )),
+        ("POST", ["1.0", "storage-pools", pool, "volumes", "custom"]) => {
+            let name = body["name"].as_str().unwrap_or_default().to_string();
+            world.volumes.insert((project, pool.to_string(), name), body.clone());
+            (201, json!({"type": "sync", "status": "Success", "status_code": 200, "metadata": {}}))
+        }
+        ("GET", ["1.0", "images", "aliases", name]) => {
+            let vm = name.contains("vm");
+            sync(json!({"name": name, "target": "f00d", "type": if vm { "virtual-machine" } else { "container" }}))
+        }
+        ("GET", ["1.0", "images"]) if recursion => sync(Value::Array(world.images.clone())),
+        ("POST", ["1.0", "images"]) => {
+            let source = &body["source"];
+            let image = json!({
+                "fingerprint": format!("f{}", world.images.len()),
+                "type": source["image_type"],
+                "update_source": {"server": source["server"], "protocol": source["protocol"], "alias": source["alias"]},
+            });
+            world.images.push(image);
+            operation(&mut world, Duration::from_millis(300), Ok(json!({})))
+        }
+        ("GET", ["1.0", "instances"]) if recursion => {
+            let now = Instant::now();
+            let list: Vec<Value> = world
+                .instances
+                .iter()
+                .filter(|((p, _), _)| *p == project)
+                .map(|(_, i)| {
+                    let mut body = i.body.clone();
+                    body["status"] = json!(status_of(i, behaviour, now));
+                    body
+                })
+                .collect();
+            sync(Value::Array(list))
+        }
+        ("POST", ["1.0", "instances"]) => {
+            if let Some(flag) = &behaviour.interrupt_on_create {
+                flag.store(true, Ordering::SeqCst);
+            }
+            let name = body["name"].as_str().unwrap_or_default().to_string();
+            let key = (project.clone(), name.clone());
+            if world.instances.contains_key(&key) {
+                error(409, "Instance already exists")
+            } else if behaviour.fail_create.contains(&name) {
+                let after = behaviour.op_time;
+                operation(&mut world, after, Err(format!("Failed creating instance {name}: simulated failure")))
+            } else {
+                let mut stored = json!({"name": name, "architecture": "x86_64", "ephemeral": false, "stateful": false, "project": project});
+                for key in ["type", "config", "devices", "profiles", "description", "source"] {
+                    stored[key] = body[key].clone();
+                }
+                world.instances.insert(key, Instance { body: stored, started_at: None, seen_running: None });
+                let after = behaviour.op_time;
+                operation(&mut world, after, Ok(json!({})))
+            }
+        }
+        ("PUT", ["1.0", "instances", name]) => match world.instances.get_mut(&(project.clone(), name.to_string())) {
+            Some(instance) => {
+                for key in ["config", "devices", "profiles", "description"] {
+                    instance.body[key] = body[key].clone();
+                }
+                operation(&mut world, Duration::ZERO, Ok(json!({})))
+            }
+            None => error(404, "Instance not found"),
+        },
+        ("PUT", ["1.0", "instances", name, "state"]) => {
+            match world.instances.get_mut(&(project.clone(), name.to_string())) {
+                Some(instance) if instance.started_at.is_some() => error(400, "The instance is already running"),
+                Some(instance) => {
+                    instance.started_at = Some(Instant::now());
+                    let after = behaviour.op_time;
+                    operation(&mut world, after, Ok(json!({})))
+                }
+                None => error(404, "Instance not found"),
+            }
+        }
+        ("GET", ["1.0", "instances", name, "state"]) => {
+            let now = Instant::now();
+            match world.instances.get_mut(&(project.clone(), name.to_string())) {
+                Some(instance) => {
+                    let status = status_of(instance, behaviour, now);
+                    if status == "Running" && instance.seen_running.is_none() {
+                        instance.seen_running = Some(now);
+                    }
+                    let metrics = instance.body["config"]["security.agent.metrics"] != "false";
+                    let processes = if metrics && agent_up(instance, name, behaviour, now) { 7 } else { -1 };
+                    sync(
+                        json!({"status": status, "status_code": if status == "Running" { 103 } else { 102 }, "processes": processes}),
+                    )
+                }
+                None => error(404, "Instance not found"),
+            }
+        }
+        ("POST", ["1.0", "instances", name, "exec"]) => {
+            let now = Instant::now();
+            match world.instances.get(&(project.clone(), name.to_string())) {
+                Some(instance) if agent_up(instance, name, behaviour, now) => {
+                    operation(&mut world, Duration::from_millis(5), Ok(json!({"return": 0})))
+                }
+                Some(instance) if instance.started_at.is_some() => error(400, "VM agent isn't currently running"),
+                Some(_) => error(400, "Instance is not running"),
+                None => error(404, "Instance not found"),
+            }
+        }
+        _ => error(404, &format!("not found: {method} {target}")),
+    };
+    drop(world);
+    respond(&stream, status, &envelope, false);
+}
+
+fn status_of(instance: &Instance, behaviour: &Behaviour, now: Instant) -> &'static str {
+    match instance.started_at {
+        Some(at) if now >= at + behaviour.boot => "Running",
+        _ => "Stopped",
+    }
+}
+
+fn agent_up(instance: &Instance, name: &str, behaviour: &Behaviour, now: Instant) -> bool {
+    !behaviour.no_agent.contains(name)
+        && instance.started_at.is_some_and(|at| now >= at + behaviour.boot + behaviour.agent)
+}
+
+// =====================================================================================
+// Helpers
+// =====================================================================================
+
+pub fn compile(text: &str) -> Plan {
+    let compilation = compile_source("infra.yml", text, CompileOptions::default());
+    compilation.plan.unwrap_or_else(|| panic!("does not compile: {:#?}", compilation.diagnostics))
+}
+
+/// `vms` VMs in domain `vmlab`, and `lxcs` containers in domain `other`.
+pub fn fixture(vms: usize, lxcs: usize, extra_vm_config: &str) -> String {
+    let mut text = String::from(
+        "project_name: fake\nglobal:\n  addressing:\n    base_octet: 10\n    zone_base: 120\n  default_os_image: fake-vm-image\n  nat: false\n\
+         \x20 incus_instances_vm_retries: 10\n  incus_instances_vm_delay: 1\n\
+         \x20 incus_instances_vm_agent_retries: 10\n  incus_instances_vm_agent_delay: 1\n\
+         \x20 incus_instances_lxc_retries: 5\n  incus_instances_lxc_delay: 1\ndomains:\n",
+    );
+    if vms > 0 {
+        text.push_str("  vmlab:\n    trust_level: admin\n    machines:\n");
+        for i in 0..vms {
+            text.push_str(&format!(
+                "      vm{i:02}:\n        type: vm\n        config:\n          limits.cpu: \"1\"\n{extra_vm_config}"
+            ));
+        }
+    }
+    if lxcs > 0 {
+        text.push_str("  other:\n    trust_level: trusted\n    machines:\n");
+        for i in 0..lxcs {
+            text.push_str(&format!("      ct{i:02}:\n        os_image: fake-lxc-image\n"));
+        }
+    }
+    text
+}
+
+fn apply(fake: &Fake, plan: &Plan, jobs: usize) -> (Report, Vec<String>) {
+    let capture = Capture::default();
+    let report = run::apply(plan, &fake.options(jobs), &capture).expect("the run begins");
+    (report, capture.lines())
+}
+
+/// The largest number of the intervals that are open at one instant.
+fn max_overlap(intervals: &[(Instant, Instant)]) -> usize {
+    let mut events: Vec<(Instant, i32)> = intervals.iter().flat_map(|(a, b)| [(*a, 1), (*b, -1)]).collect();
+    events.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.cmp(&y.1)));
+    let (mut open, mut best) = (0i32, 0i32);
+    for (_, delta) in events {
+        open += delta;
+        best = best.max(open);
+    }
+    best as usize
+}
+
+fn mutating(requests: &[Request]) -> Vec<String> {
+    requests
+        .iter()
+        .filter(|r| r.method != "GET" && !r.path.contains("/exec"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+// =====================================================================================
+// Tests
+// =====================================================================================
+
+#[test]
+fn twenty_vms_boot_and_are_waited_on_in_parallel() {
+    let fake = Fake::start(Behaviour {
+        boot: Duration::from_secs(2),
+        agent: Duration::from_millis(500),
+        ..Behaviour::default()
+    });
+    let plan = compile(&fixture(20, 0, ""));
+    let started = Instant::now();
+    let (report, lines) = apply(&fake, &plan, 4);
+    let wall = started.elapsed();
+    assert!(report.ok(), "{}", lines.join("\n"));
+    let boots = fake.boots();
+    assert_eq!(boots.len(), 20, "every VM was started");
+    // Each VM's boot, from its start request to the first state read that saw it run.
+    let intervals: Vec<(Instant, Instant)> = boots
+        .iter()
+        .map(|(name, (at, seen))| (*at, seen.unwrap_or_else(|| panic!("{name} was never seen running"))))
+        .collect();
+    assert_eq!(max_overlap(&intervals), 20, "all 20 VMs were booting (and waited on) at the same time");
+    // And the waits themselves overlapped: each VM's polls span its boot.
+    let requests = fake.requests();
+    let polls: Vec<(Instant, Instant)> = boots
+        .iter()
+        .map(|(name, (_, seen))| {
+            let seen = seen.expect("seen running");
+            let times: Vec<Instant> = requests
+                .iter()
+                .filter(|r| {
+                    r.method == "GET" && r.path.starts_with(&format!("/1.0/instances/{name}/state")) && r.at <= seen
+                })
+                .map(|r| r.at)
+                .collect();
+            assert!(times.len() >= 2, "{name} was polled while it booted");
+            (times[0], times[times.len() - 1])
+        })
+        .collect();
+    assert_eq!(max_overlap(&polls), 20, "the 20 boot waits ran concurrently");
+    for i in 0..20 {
+        let running = lines.iter().find(|l| l.starts_with("running ") && l.contains(&format!("vmlab/vm{i:02} ")));
+        let running = running.unwrap_or_else(|| panic!("no running line for vm{i:02}:\n{}", lines.join("\n")));
+        assert!(!running.contains("(after 0 s)"), "vm{i:02} was waited for: {running}");
+        assert!(lines.iter().any(|l| l.starts_with("agent ") && l.contains(&format!("vmlab/vm{i:02} answers"))));
+    }
+    eprintln!("20 VMs, 2 s boot, 0.5 s agent: wall time {:.1} s", wall.as_secs_f64());
+}
+
+#[test]
+fn late_agent_without_metrics_is_found_by_the_exec_probe() {
+    let fake = Fake::start(Behaviour {
+        boot: Duration::from_millis(500),
+        agent: Duration::from_millis(1500),
+        ..Behaviour::default()
+    });
+    let plan = compile(&fixture(2, 0, "          security.agent.metrics: \"false\"\n"));
+    let (report, lines) = apply(&fake, &plan, 4);
+    assert!(report.ok(), "{}", lines.join("\n"));
+    let requests = fake.requests();
+    let probes: Vec<&Request> = requests.iter().filter(|r| r.method == "POST" && r.path.contains("/exec")).collect();
+    assert!(probes.len() >= 4, "the agent waits probed with exec until it answered: {} probes", probes.len());
+    assert_eq!(
+        report.mutating_requests,
+        requests.iter().filter(|r| r.method != "GET" && !r.path.contains("/exec")).count()
+    );
+    for vm in ["vm00", "vm01"] {
+        let line = lines.iter().find(|l| l.starts_with("agent ") && l.contains(vm)).expect("agent line");
+        assert!(!line.contains("(after 0 s)"), "{line}");
+    }
+}
+
+#[test]
+fn waits_that_time_out_fail_with_step_origin_and_hints_and_spare_the_others() {
+    let fake = Fake::start(Behaviour {
+        boot: Duration::from_millis(200),
+        no_agent: ["vm01".to_string()].into(),
+        ..Behaviour::default()
+    });
+    let text = fixture(3, 0, "").replace("incus_instances_vm_agent_retries: 10", "incus_instances_vm_agent_retries: 2");
+    let plan = compile(&text);
+    let (report, lines) = apply(&fake, &plan, 2);
+    assert!(!report.ok());
+    assert_eq!(report.failures.len(), 1, "{}", lines.join("\n"));
+    let failure = &report.failures[0];
+    assert_eq!(failure.id, "agent:vmlab/vm01");
+    let line = text.lines().position(|l| l.trim() == "vm01:").expect("vm01 in the fixture") + 1;
+    assert!(failure.origin.starts_with(&format!("infra.yml:{line}:")), "origin {} (line {line})", failure.origin);
+    assert!(failure.message.contains("did not answer after 2 x 1 s"), "{}", failure.message);
+    assert!(failure.hints.iter().any(|h| h.contains("incus exec vm01 --project vmlab -- true")));
+    for vm in ["vm00", "vm02"] {
+        assert!(matches!(report.status(&format!("agent:vmlab/{vm}")), Some(Status::Done(_))));
+    }
+    assert!(lines.iter().any(|l| l.contains("0 unchanged, 1 failed, wall time")), "{}", lines.join("\n"));
+}
+
+#[test]
+fn a_failure_in_one_domain_does_not_stop_another() {
+    // The VM domain's project cannot be created; one container of the other domain
+    // cannot be created either.
+    let fake = Fake::start(Behaviour {
+        boot: Duration::from_millis(300),
+        fail_project: ["vmlab".to_string()].into(),
+        fail_create: ["ct01".to_string()].into(),
+        ..Behaviour::default()
+    });
+    let text = fixture(2, 3, "");
+    let plan = compile(&text);
+    let (report, lines) = apply(&fake, &plan, 3);
+    assert!(!report.ok());
+    let failed: BTreeSet<&str> = report.failures.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(failed, ["instance:other/ct01", "project:vmlab"].into(), "{}", lines.join("\n"));
+    let project_failure = report.failures.iter().find(|f| f.id == "project:vmlab").expect("project failure");
+    assert!(project_failure.message.contains("simulated failure") && project_failure.message.contains("HTTP 500"));
+    assert!(project_failure.origin.starts_with("infra.yml:"), "{}", project_failure.origin);
+    // Everything of the failed domain that needs its project was not attempted...
+    for id in
+        ["profile:vmlab/default", "instance:vmlab/vm00", "start:vmlab/vm01", "wait:vmlab/vm00", "agent:vmlab/vm01"]
+    {
+        assert_eq!(report.status(id), Some(&Status::Blocked("project:vmlab".into())), "{id}");
+    }
+    assert_eq!(report.status("start:other/ct01"), Some(&Status::Blocked("instance:other/ct01".into())));
+    // ...and no request touched its instances.
+    assert!(fake.requests().iter().all(|r| !r.path.contains("vm0")), "no request for the blocked VMs");
+    // The other domain converged.
+    for ct in ["ct00", "ct02"] {
+        assert!(matches!(
+            report.status(&format!("wait:other/{ct}")),
+            Some(Status::Done(run::apply::Outcome::Running(_)))
+        ));
+        assert_eq!(fake.status("other", ct).as_deref(), Some("Running"));
+    }
+    let closing = lines.join("\n");
+    assert!(closing.contains("2 step(s) failed:"), "{closing}");
+    assert!(closing.contains("  project:vmlab (infra.yml:"), "{closing}");
+    assert!(closing.contains("not attempted"), "{closing}");
+    // The bridge does not depend on the project: it was created.
+    assert!(matches!(report.status("network:net-vmlab"), Some(Status::Done(run::apply::Outcome::Created))));
+}
+
+#[test]
+fn converged_fake_gets_zero_mutating_requests_and_dry_run_sends_none() {
+    let fake = Fake::start(Behaviour { boot: Duration::from_millis(100), ..Behaviour::default() });
+    let text = fixture(2, 2, "").replace(
+        "  other:\n    trust_level: trusted\n",
+        "  other:\n    trust_level: trusted\n    profiles:\n      small:\n        description: small\n        config:\n          limits.memory: 256MiB\n",
+    );
+    let plan = compile(&text);
+
+    let (report, lines) = apply(&fake, &plan, 4);
+    assert!(report.ok(), "{}", lines.join("\n"));
+    let before = fake.requests().len();
+
+    // A dry run on an empty fake: what would change, and no mutating request.
+    let fresh = Fake::start(Behaviour::default());
+    let capture = Capture::default();
+    let options = run::Options { dry_run: true, ..fresh.options(4) };
+    let dry = run::apply(&plan, &options, &capture).expect("dry run");
+    assert!(dry.ok());
+    assert_eq!(mutating(&fresh.requests()), Vec::<String>::new(), "a dry run mutates nothing");
+    let dry_lines = capture.lines();
+    assert!(
+        dry_lines.iter().any(|l| l.starts_with("would run: POST /1.0/instances?project=vmlab")),
+        "{}",
+        dry_lines.join("\n")
+    );
+    assert!(dry_lines.last().is_some_and(|l| l.contains("(dry run: nothing was changed)")));
+
+    // The first run converged the fake; a second run sends only reads.
+    let (report, lines) = apply(&fake, &plan, 4);
+    assert!(report.ok(), "{}", lines.join("\n"));
+    let second: Vec<Request> = fake.requests().split_off(before);
+    assert_eq!(mutating(&second), Vec::<String>::new(), "rerun on a converged fake:\n{}", lines.join("\n"));
+    assert_eq!(report.mutating_requests, 0);
+    assert_eq!((report.created, report.changed), (0, 0));
+    assert!(report.unchanged >= 8, "{}", lines.join("\n"));
+    // One read per global list, three per project (profiles, instances, no volumes
+    // pools: two), and nothing per instance.
+    assert!(second.len() <= 8, "a converged rerun reads each project once: {:#?}", second);
+}
+
+#[test]
+fn interrupt_stops_launching_steps_and_lets_the_running_request_finish() {
+    let flag = Arc::new(AtomicBool::new(false));
+    let fake = Fake::start(Behaviour {
+        op_time: Duration::from_millis(300),
+        interrupt_on_create: Some(flag.clone()),
+        ..Behaviour::default()
+    });
+    let plan = compile(&fixture(0, 3, ""));
+    let capture = Capture::default();
+    let options = run::Options { interrupt: flag, ..fake.options(1) };
+    let report = run::apply(&plan, &options, &capture).expect("the run begins");
+    assert!(report.was_interrupted());
+    // The creation in flight when Ctrl-C came finished; nothing started after it.
+    let created: Vec<&(String, Status)> =
+        report.statuses.iter().filter(|(id, s)| id.starts_with("instance:") && matches!(s, Status::Done(_))).collect();
+    assert_eq!(created.len(), 1, "{:?}", report.statuses);
+    assert_eq!(
+        fake.requests().iter().filter(|r| r.method == "POST" && r.path.starts_with("/1.0/instances?")).count(),
+        1
+    );
+    assert!(fake.requests().iter().all(|r| !r.path.contains("/state")), "no start after the interrupt");
+    assert!(report.interrupted.iter().any(|id| id.starts_with("start:")));
+    assert!(capture.lines().iter().any(|l| l.contains("interrupted: ")), "{:?}", capture.lines());
+    // A rerun finishes the job.
+    let (report, lines) = apply(&fake, &plan, 4);
+    assert!(report.ok(), "{}", lines.join("\n"));
+    assert_eq!(report.created, 2, "{}", lines.join("\n"));
+}
+
+#[test]
+fn a_remote_image_is_pulled_once_before_the_instances_are_created_in_parallel() {
+    let fake = Fake::start(Behaviour::default());
+    let text = fixture(0, 4, "").replace("os_image: fake-lxc-image", "os_image: images:debian/13");
+    let plan = compile(&text);
+    let (report, lines) = apply(&fake, &plan, 4);
+    assert!(report.ok(), "{}", lines.join("\n"));
+    let requests = fake.requests();
+    let pulls: Vec<&Request> = requests.iter().filter(|r| r.method == "POST" && r.path == "/1.0/images").collect();
+    assert_eq!(pulls.len(), 1, "one pull for four instances");
+    let creates: Vec<&Request> =
+        requests.iter().filter(|r| r.method == "POST" && r.path.starts_with("/1.0/instances?")).collect();
+    assert_eq!(creates.len(), 4);
+    let pulled = requests
+        .iter()
+        .find(|r| r.path.starts_with("/1.0/operations/") && r.at > pulls[0].at)
+        .expect("the pull was awaited");
+    assert!(creates.iter().all(|c| c.at > pulled.at), "instances are created after the pull");
+    let world = fake.world.0.lock().expect("fake state");
+    let instance = &world.instances[&("other".to_string(), "ct00".to_string())].body;
+    assert_eq!(instance["source"]["server"], "https://images.linuxcontainers.org");
+    assert_eq!(instance["source"]["protocol"], "simplestreams");
+    assert_eq!(instance["source"]["alias"], "debian/13");
+    drop(world);
+    // Next time the image is there: no pull.
+    let fake2_plan = compile(&text.replace("ct00", "ct10").replace("ct01", "ct11"));
+    let (report, lines) = apply(&fake, &fake2_plan, 4);
+    assert!(report.ok(), "{}", lines.join("\n"));
+    assert_eq!(fake.requests().iter().filter(|r| r.method == "POST" && r.path == "/1.0/images").count(), 1);
+}
