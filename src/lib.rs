@@ -13,6 +13,7 @@ pub mod incus;
 pub mod lower;
 pub mod plan;
 pub mod run;
+pub mod schema;
 pub mod source;
 pub mod syntax;
 

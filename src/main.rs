@@ -49,6 +49,15 @@ enum Command {
               value_parser = clap::value_parser!(u16).range(1..))]
         jobs: u16,
     },
+    /// Compare the local Incus server with infra.yml and print what differs (exit 0: no
+    /// drift, 1: drift, 2: the state could not be read).
+    Diff {
+        #[command(flatten)]
+        input: InputArgs,
+        /// `text` for people, `json` for tools (versioned: `schema_version`).
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+    },
     /// Explain a diagnostic code, such as E0007.
     Explain {
         /// The code (E0001, W0001, N0001, ...).
@@ -62,6 +71,8 @@ enum Command {
     },
     /// Print the manual page, in roff (for example `anklumec man | man -l -`).
     Man,
+    /// Print the JSON Schema of infra.yml, for editors (for example `anklumec schema > infra.schema.json`).
+    Schema,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -139,6 +150,7 @@ fn main() -> ExitCode {
         },
         Some(Command::Plan { input, format }) => run_plan(&input, format),
         Some(Command::Apply { input, dry_run, jobs }) => run_apply(&input, dry_run, usize::from(jobs)),
+        Some(Command::Diff { input, format }) => run_diff(&input, format),
         Some(Command::Explain { code }) => explain(&code),
         Some(Command::Completions { shell }) => {
             let mut buffer = Vec::new();
@@ -152,6 +164,7 @@ fn main() -> ExitCode {
                 Err(error) => usage_error(&format!("cannot render the manual page: {error}")),
             }
         }
+        Some(Command::Schema) => write_stdout(&anklumec::schema::to_json_string()),
     }
 }
 
@@ -335,6 +348,27 @@ fn run_apply(input: &InputArgs, dry_run: bool, jobs: usize) -> ExitCode {
         Ok(_) => ExitCode::from(1),
         Err(error) => usage_error(&error.to_string()),
     }
+}
+
+/// `anklumec diff`: exit 0 when the server matches the plan, 1 when it drifts, 2 when
+/// the input has errors or the state cannot be read.
+fn run_diff(input: &InputArgs, format: PlanFormat) -> ExitCode {
+    use anklumec::run::diff;
+    let compilation = match load_and_compile(input) {
+        Ok(compilation) => compilation,
+        Err(_) => return ExitCode::from(EXIT_USAGE),
+    };
+    let Some(plan) = &compilation.plan else { return ExitCode::from(EXIT_USAGE) };
+    let drift = match diff::diff(plan, None) {
+        Ok(drift) => drift,
+        Err(error) => return usage_error(&error.to_string()),
+    };
+    let text = match format {
+        PlanFormat::Text => diff::render_text(&drift),
+        PlanFormat::Json => diff::render_json(&drift),
+    };
+    let written = write_stdout(&text);
+    if written != ExitCode::SUCCESS || drift.is_empty() { written } else { ExitCode::from(1) }
 }
 
 fn write_stdout(text: &str) -> ExitCode {

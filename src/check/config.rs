@@ -55,6 +55,24 @@ enum Owner {
 fn known_key(entry: &ConfigEntry, owner: Owner, diagnostics: &mut Diagnostics) -> Option<&'static KeyInfo> {
     let key = &entry.key;
     let shown = printable(&key.value);
+    // `user.*` and `environment.*` take any name, but deploy.sh passes `KEY=VALUE` (split
+    // at the first `=`) and records the keys it manages separated by spaces: such a key
+    // would be set, compared or unset under another name.
+    if let Some(c) = key.value.chars().find(|c| c.is_whitespace() || *c == '=') {
+        diagnostics.push(
+            Diagnostic::new(
+                codes::UNKNOWN_CONFIG_KEY,
+                key.span,
+                format!("configuration key `{shown}` holds {}", super::describe_char(c)),
+                "whitespace and `=` cannot be part of a key",
+            )
+            .with_note(
+                "Incus takes `KEY=VALUE` and splits it at the first `=`; deploy.sh lists the keys it manages separated by spaces",
+            )
+            .with_help("Use a key without whitespace or `=`, such as `user.my-note`."),
+        );
+        return None;
+    }
     let info = config_keys::instance_key(&key.value);
     let diagnostic = match info.map(|info| info.settable) {
         Some(Settable::Never) => Diagnostic::new(

@@ -188,6 +188,7 @@ impl<'a> Effective<'a> {
 }
 
 fn check_device(device: &Device, generated: &[Generated], machine: Option<&Machine>, diagnostics: &mut Diagnostics) {
+    check_option_names(device, diagnostics);
     let Some(effective) = Effective::new(device, generated) else { return };
     check_options(&effective, diagnostics);
     for diagnostic in type_rules(&effective) {
@@ -252,6 +253,25 @@ fn unsupported_on(device_type: &str, kind: InstanceType) -> Option<&'static str>
         ("pci", InstanceType::Container) => Some("VMs"),
         ("unix-char" | "unix-block" | "unix-hotplug", InstanceType::VirtualMachine) => Some("containers"),
         _ => None,
+    }
+}
+
+/// Option names deploy.sh cannot pass: it hands Incus `KEY=VALUE`, split at the first
+/// `=`, so a name with `=` (or whitespace, which no Incus option has) would set another
+/// option than the one declared.
+fn check_option_names(device: &Device, diagnostics: &mut Diagnostics) {
+    for option in &device.options {
+        let Some(c) = option.key.value.chars().find(|c| c.is_whitespace() || *c == '=') else { continue };
+        diagnostics.push(
+            Diagnostic::new(
+                codes::DEVICE_OPTION,
+                option.key.span,
+                format!("device option `{}` holds {}", printable(&option.key.value), super::describe_char(c)),
+                "whitespace and `=` cannot be part of an option name",
+            )
+            .with_note("Incus takes `KEY=VALUE` and splits it at the first `=`")
+            .with_help("Use the option's name, such as `path` or `source`."),
+        );
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod client;
+pub mod diff;
 pub mod http;
 pub mod progress;
 pub mod scheduler;

@@ -1,0 +1,388 @@
+//! `anklumec diff`: what Incus holds now compared with the plan, per resource, without
+//! changing anything (only GET requests).
+//!
+//! Compared: every declared key and device option (a declared empty value means
+//! absent); keys and devices present live but not declared when anklumec manages them
+//! (the `user.anklumec.managed` / `user.anklumec.profile.managed` lists) or, for
+//! instances, when Incus does not (every key but `volatile.*`, `image.*` and the
+//! `user.anklumec.*` markers); instance profiles, descriptions and run status; extra
+//! instances and profiles in the declared projects. Incus's own keys never count, so a
+//! freshly deployed system shows no drift.
+
+use super::RunError;
+use super::apply::PROFILE_MARKER;
+use super::client::{self, Client};
+use super::state::{self, RawDevice, RawDevices, State};
+use crate::plan::{Action, Config, Devices, InstanceSpec, Plan, ProfileSpec};
+use crate::syntax::ast::InstanceType;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+/// The version of the JSON document `diff --format json` prints.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One difference between the plan and the live state.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Drift {
+    /// `project`, `network`, `profile`, `volume`, `instance`.
+    pub resource: &'static str,
+    /// The project (None for projects and networks).
+    pub project: Option<String>,
+    pub name: String,
+    /// `missing`, `extra`, `unmanaged`, `type`, `config`, `device`, `profiles`,
+    /// `description`, `status`.
+    pub kind: &'static str,
+    /// The config key, or the device name.
+    pub key: Option<String>,
+    /// The device option, for a device whose options differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub option: Option<String>,
+    /// What the plan declares (null: absent).
+    pub declared: Value,
+    /// What Incus holds (null: absent).
+    pub live: Value,
+}
+
+impl Drift {
+    fn new(resource: &'static str, project: Option<&str>, name: &str, kind: &'static str) -> Drift {
+        Drift {
+            resource,
+            project: project.map(str::to_string),
+            name: name.to_string(),
+            kind,
+            key: None,
+            option: None,
+            declared: Value::Null,
+            live: Value::Null,
+        }
+    }
+
+    fn key(mut self, key: &str) -> Drift {
+        self.key = Some(key.to_string());
+        self
+    }
+
+    fn values(mut self, declared: Value, live: Value) -> Drift {
+        self.declared = declared;
+        self.live = live;
+        self
+    }
+
+    /// `instance p/n`, `network n`.
+    pub fn target(&self) -> String {
+        match &self.project {
+            Some(project) => format!("{} {project}/{}", self.resource, self.name),
+            None => format!("{} {}", self.resource, self.name),
+        }
+    }
+}
+
+fn text_or_null(value: Option<&String>) -> Value {
+    match value {
+        Some(text) if !text.is_empty() => Value::String(text.clone()),
+        _ => Value::Null,
+    }
+}
+
+/// The declared keys whose live value differs (absent and empty are the same), then
+/// the live keys `also` selects that are not declared.
+fn compare_config(
+    declared: &Config,
+    live: &Config,
+    also: impl Fn(&str) -> bool,
+    make: impl Fn() -> Drift,
+    out: &mut Vec<Drift>,
+) {
+    for (key, value) in declared {
+        let now = live.get(key).map_or("", String::as_str);
+        if now != value {
+            out.push(make().key(key).values(text_or_null(Some(value)), text_or_null(live.get(key))));
+        }
+    }
+    for (key, value) in live {
+        if !declared.contains_key(key) && !value.is_empty() && also(key) {
+            out.push(make().key(key).values(Value::Null, Value::String(value.clone())));
+        }
+    }
+}
+
+fn device_json(device: &RawDevice) -> Value {
+    Value::Object(device.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+}
+
+/// Declared devices missing or differing (type, options), then the live devices
+/// `also` selects that are not declared.
+fn compare_devices(
+    declared: &Devices,
+    live: &RawDevices,
+    also: impl Fn(&str) -> bool,
+    make: impl Fn() -> Drift,
+    out: &mut Vec<Drift>,
+) {
+    for (name, device) in declared {
+        let mut wanted: RawDevice =
+            device.options.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
+        wanted.insert("type".into(), device.device_type.clone());
+        let Some(existing) = live.get(name) else {
+            out.push(make().key(name).values(device_json(&wanted), Value::Null));
+            continue;
+        };
+        let mut options: Vec<(&str, &str)> = vec![("type", device.device_type.as_str())];
+        options.extend(device.options.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        for (option, value) in options {
+            let now = existing.get(option).map_or("", String::as_str);
+            if now != value {
+                let mut drift =
+                    make().key(name).values(text_or_null(Some(&value.to_string())), text_or_null(existing.get(option)));
+                drift.option = Some(option.to_string());
+                out.push(drift);
+            }
+        }
+    }
+    for (name, device) in live {
+        if !declared.contains_key(name) && also(name) {
+            out.push(make().key(name).values(Value::Null, device_json(device)));
+        }
+    }
+}
+
+/// The `config:KEY` and `device:NAME` entries of a managed list.
+fn managed(config: &Config, marker: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let list = config.get(&format!("{marker}.managed")).map_or("", String::as_str);
+    let mut keys = BTreeSet::new();
+    let mut devices = BTreeSet::new();
+    for token in list.split_whitespace() {
+        if let Some(key) = token.strip_prefix("config:") {
+            keys.insert(key.to_string());
+        } else if let Some(name) = token.strip_prefix("device:") {
+            devices.insert(name.to_string());
+        }
+    }
+    (keys, devices)
+}
+
+/// Keys Incus sets itself, and anklumec's markers: never drift.
+fn incus_managed(key: &str) -> bool {
+    key.starts_with("volatile.") || key.starts_with("image.") || key.starts_with("user.anklumec.")
+}
+
+fn description(
+    declared: &str,
+    live: &str,
+    resource: &'static str,
+    project: Option<&str>,
+    name: &str,
+    out: &mut Vec<Drift>,
+) {
+    if declared != live {
+        out.push(Drift::new(resource, project, name, "description").values(json!(declared), json!(live)));
+    }
+}
+
+fn diff_profile(spec: &ProfileSpec, state: &State, out: &mut Vec<Drift>) {
+    let (project, name) = (spec.project.as_str(), spec.name.as_str());
+    let Some(live) = state.profiles.get(&(spec.project.clone(), spec.name.clone())) else {
+        out.push(Drift::new("profile", Some(project), name, "missing"));
+        return;
+    };
+    let (keys, devices) = managed(&live.config, PROFILE_MARKER);
+    let make = |kind| move || Drift::new("profile", Some(project), name, kind);
+    let config = |key: &str| keys.contains(key) && !key.starts_with("user.anklumec.");
+    compare_config(&spec.config, &live.config, config, make("config"), out);
+    compare_devices(&spec.devices, &live.devices, |device| devices.contains(device), make("device"), out);
+    description(&spec.description, &live.description, "profile", Some(project), name, out);
+}
+
+fn api_type(instance_type: InstanceType) -> &'static str {
+    match instance_type {
+        InstanceType::Container => "container",
+        InstanceType::VirtualMachine => "virtual-machine",
+    }
+}
+
+fn diff_instance(spec: &InstanceSpec, state: &State, out: &mut Vec<Drift>) {
+    let (project, name) = (spec.project.as_str(), spec.name.as_str());
+    let Some(live) = state.instance(project, name) else {
+        out.push(Drift::new("instance", Some(project), name, "missing"));
+        return;
+    };
+    let make = |kind| move || Drift::new("instance", Some(project), name, kind);
+    let want = api_type(spec.instance_type);
+    if live.instance_type != want {
+        out.push(make("type")().values(json!(want), json!(live.instance_type)));
+    }
+    compare_config(&spec.config, &live.config, |key| !incus_managed(key), make("config"), out);
+    compare_devices(&spec.devices, &live.devices, |_| true, make("device"), out);
+    if live.profiles != spec.profiles {
+        out.push(make("profiles")().values(json!(spec.profiles), json!(live.profiles)));
+    }
+    description(&spec.description, &live.description, "instance", Some(project), name, out);
+    if !live.is_running() {
+        out.push(make("status")().values(json!("Running"), json!(live.status)));
+    }
+}
+
+/// The differences between `plan` and `state`, in plan order, then the extras.
+pub fn compare(plan: &Plan, state: &State) -> Vec<Drift> {
+    let mut out = Vec::new();
+    let mut projects = BTreeSet::new();
+    let mut profiles = BTreeSet::new();
+    let mut instances = BTreeSet::new();
+    for step in &plan.steps {
+        match &step.action {
+            Action::EnsureProject(spec) => {
+                projects.insert(spec.name.clone());
+                let Some(live) = state.projects.get(&spec.name) else {
+                    out.push(Drift::new("project", None, &spec.name, "missing"));
+                    continue;
+                };
+                let make = || Drift::new("project", None, &spec.name, "config");
+                compare_config(&spec.config, &live.config, |_| false, make, &mut out);
+                description(&spec.description, &live.description, "project", None, &spec.name, &mut out);
+            }
+            Action::EnsureNetwork(spec) => {
+                let Some(live) = state.networks.get(&spec.name) else {
+                    out.push(Drift::new("network", None, &spec.name, "missing"));
+                    continue;
+                };
+                if !live.managed {
+                    out.push(Drift::new("network", None, &spec.name, "unmanaged"));
+                    continue;
+                }
+                let make = || Drift::new("network", None, &spec.name, "config");
+                compare_config(&spec.config, &live.config, |_| false, make, &mut out);
+                description(&spec.description, &live.description, "network", None, &spec.name, &mut out);
+            }
+            Action::EnsureProfile(spec) => {
+                profiles.insert((spec.project.clone(), spec.name.clone()));
+                diff_profile(spec, state, &mut out);
+            }
+            Action::EnsureVolume(spec) => {
+                let key = (spec.project.clone(), spec.pool.clone(), spec.name.clone());
+                let name = format!("{}/{}", spec.pool, spec.name);
+                let Some(live) = state.volumes.get(&key) else {
+                    out.push(Drift::new("volume", Some(&spec.project), &name, "missing"));
+                    continue;
+                };
+                let make = || Drift::new("volume", Some(&spec.project), &name, "config");
+                compare_config(&spec.config, &live.config, |_| false, make, &mut out);
+            }
+            Action::EnsureInstance(spec) => {
+                instances.insert((spec.project.clone(), spec.name.clone()));
+                diff_instance(spec, state, &mut out);
+            }
+            _ => {}
+        }
+    }
+    for (project, name) in state.instances.keys() {
+        if projects.contains(project) && !instances.contains(&(project.clone(), name.clone())) {
+            out.push(Drift::new("instance", Some(project), name, "extra"));
+        }
+    }
+    for (project, name) in state.profiles.keys() {
+        // Incus makes every project's `default` profile.
+        if projects.contains(project) && name != "default" && !profiles.contains(&(project.clone(), name.clone())) {
+            out.push(Drift::new("profile", Some(project), name, "extra"));
+        }
+    }
+    out
+}
+
+/// Read the live state of what `plan` declares (GET requests only) and compare.
+pub fn diff(plan: &Plan, socket: Option<PathBuf>) -> Result<Vec<Drift>, RunError> {
+    let socket = socket.unwrap_or_else(client::default_socket);
+    let client = Client::new(&socket);
+    client.get("/1.0").map_err(|error| {
+        RunError(format!(
+            "the Incus server does not answer on {} ({}): check that incusd runs and that you may use it (root or the incus-admin group)",
+            socket.display(),
+            error.message()
+        ))
+    })?;
+    let state = state::read(&client, plan, super::DEFAULT_JOBS)
+        .map_err(|error| RunError(format!("cannot read the current state: {error}")))?;
+    Ok(compare(plan, &state))
+}
+
+fn show(value: &Value) -> String {
+    match value {
+        Value::Null => "(absent)".into(),
+        Value::String(text) => format!("{text:?}"),
+        other => other.to_string(),
+    }
+}
+
+/// One line per difference, then a count (or `no drift`).
+pub fn render_text(drift: &[Drift]) -> String {
+    let mut text = String::new();
+    for entry in drift {
+        let what = match (entry.kind, &entry.key, &entry.option) {
+            ("missing", ..) => "missing (declared, absent)".to_string(),
+            ("extra", ..) => "extra (present, not declared)".to_string(),
+            ("unmanaged", ..) => "exists but is not managed by Incus".to_string(),
+            ("device", Some(key), Some(option)) => {
+                format!("device {key} {option}: declared {}, live {}", show(&entry.declared), show(&entry.live))
+            }
+            (kind, Some(key), None) => {
+                format!("{kind} {key}: declared {}, live {}", show(&entry.declared), show(&entry.live))
+            }
+            (kind, ..) => format!("{kind}: declared {}, live {}", show(&entry.declared), show(&entry.live)),
+        };
+        text.push_str(&format!("{}: {what}\n", entry.target()));
+    }
+    if drift.is_empty() {
+        text.push_str("no drift\n");
+    } else {
+        text.push_str(&format!("{} difference(s)\n", drift.len()));
+    }
+    text
+}
+
+/// `{"schema_version":1,"drift":[...]}`.
+pub fn render_json(drift: &[Drift]) -> String {
+    let document = json!({"schema_version": SCHEMA_VERSION, "drift": drift});
+    serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Device;
+
+    #[test]
+    fn declared_empty_equals_absent_and_incus_keys_are_ignored() {
+        let declared: Config = [("a".to_string(), String::new()), ("b".into(), "1".into())].into();
+        let live: Config = [
+            ("b".to_string(), "1".to_string()),
+            ("volatile.uuid".into(), "x".into()),
+            ("image.os".into(), "d".into()),
+            ("limits.cpu".into(), "2".into()),
+        ]
+        .into();
+        let mut out = Vec::new();
+        let make = || Drift::new("instance", Some("p"), "n", "config");
+        compare_config(&declared, &live, |key| !incus_managed(key), make, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].key.as_deref(), Some("limits.cpu"));
+        assert_eq!(out[0].live, json!("2"));
+    }
+
+    #[test]
+    fn device_options_compare_one_by_one() {
+        let declared: Devices = [(
+            "eth0".to_string(),
+            Device { device_type: "nic".into(), options: [("network".to_string(), "n1".to_string())].into() },
+        )]
+        .into();
+        let live: RawDevices =
+            [("eth0".to_string(), [("type".to_string(), "nic".to_string()), ("network".into(), "n2".into())].into())]
+                .into();
+        let mut out = Vec::new();
+        compare_devices(&declared, &live, |_| true, || Drift::new("profile", Some("p"), "x", "device"), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].option.as_deref(), Some("network"));
+        assert!(render_text(&out).contains("device eth0 network: declared \"n1\", live \"n2\""));
+    }
+}

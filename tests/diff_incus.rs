@@ -1,0 +1,169 @@
+//! `anklumec diff` on the real Incus server: a freshly deployed system shows no drift
+//! (exit 0); a limit set by hand, a stopped instance, a profile key removed by hand, an
+//! undeclared instance each show as exactly one difference (exit 1), in text and JSON.
+//! Gated like every end-to-end test: skipped when no server answers, a failure when
+//! ANKLUMEC_E2E=1 and none answers.
+
+use anklumec::compile::{Options, compile_source};
+use anklumec::emit::deploy_script;
+use serde_json::Value;
+use std::process::{Command, Output};
+
+fn incus(args: &[&str]) -> Output {
+    Command::new("incus").args(args).stdin(std::process::Stdio::null()).output().expect("incus runs")
+}
+
+fn incus_answers() -> bool {
+    let answers = Command::new("incus").args(["query", "/1.0"]).output().is_ok_and(|o| o.status.success());
+    if !answers {
+        assert!(
+            std::env::var_os("ANKLUMEC_E2E").is_none(),
+            "ANKLUMEC_E2E=1 but no Incus server answers: run tests/e2e/setup-incus.sh"
+        );
+        eprintln!("SKIPPED: no Incus server (set ANKLUMEC_E2E=1 to require it)");
+    }
+    answers
+}
+
+/// Removes everything named with the test's prefix, whatever happens to the test.
+struct Cleanup {
+    projects: Vec<String>,
+    networks: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for project in &self.projects {
+            let listed = incus(&["list", "--project", project, "--format", "csv", "--columns", "n"]);
+            for name in String::from_utf8_lossy(&listed.stdout).lines() {
+                incus(&["config", "set", name, "security.protection.delete=false", "--project", project]);
+                incus(&["delete", "--force", name, "--project", project]);
+            }
+            let volumes = incus(&[
+                "storage",
+                "volume",
+                "list",
+                "default",
+                "--project",
+                project,
+                "--format",
+                "csv",
+                "--columns",
+                "n",
+            ]);
+            for volume in String::from_utf8_lossy(&volumes.stdout).lines() {
+                incus(&["storage", "volume", "delete", "default", volume, "--project", project]);
+            }
+            let profiles = incus(&["profile", "list", "--project", project, "--format", "csv"]);
+            for profile in String::from_utf8_lossy(&profiles.stdout).lines().filter_map(|l| l.split(',').next()) {
+                if profile != "default" {
+                    incus(&["profile", "delete", profile, "--project", project]);
+                }
+            }
+            incus(&["project", "delete", project]);
+        }
+        for network in &self.networks {
+            incus(&["network", "delete", network]);
+        }
+    }
+}
+
+fn run(script: &str, env: &[(&str, &str)]) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("script.sh");
+    std::fs::write(&path, script).expect("write");
+    Command::new("bash").arg(&path).envs(env.iter().copied()).output().expect("bash runs")
+}
+
+fn diff(infra: &std::path::Path, format: &str) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_anklumec"))
+        .args(["diff", "--format", format])
+        .arg(infra)
+        .output()
+        .expect("anklumec runs");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn drift_json(infra: &std::path::Path) -> Vec<Value> {
+    let (code, out) = diff(infra, "json");
+    assert_eq!(code, 1, "{out}");
+    let document: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(document["schema_version"], 1);
+    document["drift"].as_array().expect("drift list").clone()
+}
+
+#[test]
+fn diff_reports_nothing_after_deploy_then_exactly_what_changed_by_hand() {
+    if !incus_answers() {
+        return;
+    }
+    let tag = format!("df{}", std::process::id() % 1000);
+    let project = format!("{tag}w");
+    let (web, db) = (format!("{tag}-web"), format!("{tag}-db"));
+    let text = format!(
+        "project_name: diff-test\nglobal:\n  addressing: {{base_octet: 10, zone_base: 238}}\n  default_os_image: anklumec-test\n  nat: false\n\
+         domains:\n  {project}:\n    trust_level: trusted\n    ephemeral: true\n    profiles:\n      extra:\n        config: {{limits.memory: 128MiB}}\n\
+         \x20   machines:\n      {web}:\n        profiles: [default, extra]\n      {db}:\n        ephemeral: false\n"
+    );
+    let _cleanup = Cleanup { projects: vec![project.clone()], networks: vec![format!("net-{project}")] };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let infra = dir.path().join("infra.yml");
+    std::fs::write(&infra, &text).expect("write");
+    let plan = compile_source("diff.yml", &text, Options::default()).plan.expect("compiles");
+    let deployed = run(&deploy_script(&plan).expect("deploy.sh"), &[]);
+    assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
+
+    let (code, out) = diff(&infra, "text");
+    assert_eq!((code, out.as_str()), (0, "no drift\n"), "a fresh deployment shows no drift");
+    let (code, out) = diff(&infra, "json");
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<Value>(&out).expect("json")["drift"], serde_json::json!([]));
+
+    // A limit set by hand: exactly that key.
+    assert!(incus(&["config", "set", &web, "limits.cpu=2", "--project", &project]).status.success());
+    let (code, out) = diff(&infra, "text");
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        out,
+        format!("instance {project}/{web}: config limits.cpu: declared (absent), live \"2\"\n1 difference(s)\n")
+    );
+    let drift = drift_json(&infra);
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    let entry = &drift[0];
+    assert_eq!(
+        (&entry["resource"], &entry["project"], &entry["name"], &entry["kind"], &entry["key"]),
+        (&"instance".into(), &project.clone().into(), &web.clone().into(), &"config".into(), &"limits.cpu".into())
+    );
+    assert_eq!((&entry["declared"], &entry["live"]), (&Value::Null, &"2".into()));
+    assert!(incus(&["config", "unset", &web, "limits.cpu", "--project", &project]).status.success());
+
+    // A stopped instance: its status.
+    assert!(incus(&["stop", "--force", &db, "--project", &project]).status.success());
+    let drift = drift_json(&infra);
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert_eq!((&drift[0]["kind"], &drift[0]["name"]), (&"status".into(), &db.clone().into()));
+    assert_eq!((&drift[0]["declared"], &drift[0]["live"]), (&"Running".into(), &"Stopped".into()));
+    assert!(incus(&["start", &db, "--project", &project]).status.success());
+
+    // A declared profile key removed by hand.
+    assert!(incus(&["profile", "unset", "extra", "limits.memory", "--project", &project]).status.success());
+    let (code, out) = diff(&infra, "text");
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(&format!("profile {project}/extra: config limits.memory: declared \"128MiB\", live (absent)")),
+        "{out}"
+    );
+    assert!(out.ends_with("1 difference(s)\n"), "{out}");
+    assert!(incus(&["profile", "set", "extra", "limits.memory=128MiB", "--project", &project]).status.success());
+
+    // An undeclared instance in a declared project.
+    let stray = format!("{tag}-stray");
+    assert!(incus(&["create", "anklumec-test", &stray, "--project", &project]).status.success());
+    let drift = drift_json(&infra);
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert_eq!((&drift[0]["kind"], &drift[0]["name"]), (&"extra".into(), &stray.clone().into()));
+    assert!(incus(&["delete", "--force", &stray, "--project", &project]).status.success());
+
+    let (code, out) = diff(&infra, "text");
+    assert_eq!((code, out.as_str()), (0, "no drift\n"), "back to the declared state");
+}
