@@ -189,8 +189,18 @@ fn load_and_compile(input: &InputArgs) -> Result<Compilation, ExitCode> {
 }
 
 fn read_text(path: &Path) -> Result<String, ExitCode> {
-    let bytes =
-        std::fs::read(path).map_err(|error| usage_error(&format!("cannot read {}: {error}", path.display())))?;
+    use std::io::Read;
+    // Read at most one byte past the parser's limit: a larger input (a 2 GiB file,
+    // /dev/zero) is refused by the parser's E0006 without sitting in memory whole.
+    let limit = anklumec::syntax::yaml::Limits::default().max_bytes;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(limit as u64 + 1).read_to_end(&mut bytes))
+        .map_err(|error| usage_error(&format!("cannot read {}: {error}", path.display())))?;
+    if bytes.len() > limit {
+        // Only its size matters now: the cut may fall inside a character.
+        return Ok(String::from_utf8_lossy(&bytes).into_owned());
+    }
     String::from_utf8(bytes).map_err(|error| {
         usage_error(&format!(
             "{} is not UTF-8 text (invalid byte at offset {})",

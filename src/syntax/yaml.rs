@@ -243,10 +243,10 @@ pub fn parse(file: FileId, text: &str, limits: &Limits, diagnostics: &mut Diagno
                 codes::RESOURCE_LIMIT,
                 Span::new(file, 0, 0),
                 format!("the file is larger than {}", byte_size(limits.max_bytes)),
-                format!("this file holds {}", byte_size(text.len())),
+                format!("this file holds more than {}", byte_size(limits.max_bytes)),
             )
             .with_help(format!(
-                "anklumec reads files of at most {}; an infra.yml is normally a few kilobytes.",
+                "Split or shorten the file: at most {} are read, and an infra.yml is normally a few kilobytes.",
                 byte_size(limits.max_bytes)
             )),
         );
