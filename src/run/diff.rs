@@ -11,8 +11,7 @@
 
 use super::RunError;
 use super::apply::PROFILE_MARKER;
-use super::client::{self, Client};
-use super::state::{self, RawDevice, RawDevices, State};
+use super::state::{RawDevice, RawDevices, State};
 use crate::plan::{Action, Config, Devices, InstanceSpec, Plan, ProfileSpec};
 use crate::syntax::ast::InstanceType;
 use serde::Serialize;
@@ -292,17 +291,7 @@ pub fn compare(plan: &Plan, state: &State) -> Vec<Drift> {
 
 /// Read the live state of what `plan` declares (GET requests only) and compare.
 pub fn diff(plan: &Plan, socket: Option<PathBuf>) -> Result<Vec<Drift>, RunError> {
-    let socket = socket.unwrap_or_else(client::default_socket);
-    let client = Client::new(&socket);
-    client.get("/1.0").map_err(|error| {
-        RunError(format!(
-            "the Incus server does not answer on {} ({}): check that incusd runs and that you may use it (root or the incus-admin group)",
-            socket.display(),
-            error.message()
-        ))
-    })?;
-    let state = state::read(&client, plan, super::DEFAULT_JOBS)
-        .map_err(|error| RunError(format!("cannot read the current state: {error}")))?;
+    let (_, state) = super::connect_and_read(socket, plan, super::DEFAULT_JOBS)?;
     Ok(compare(plan, &state))
 }
 

@@ -226,12 +226,14 @@ fn build_nodes<'p>(plan: &'p Plan, state: &state::State) -> Vec<Node<'p>> {
     nodes
 }
 
-/// Carry out `plan`: read the state, apply the difference, report. Err only when the
-/// run cannot begin (the server does not answer, the state cannot be read): nothing
-/// was changed then.
-pub fn apply(plan: &Plan, options: &Options, reporter: &dyn Reporter) -> Result<Report, RunError> {
-    let started = Instant::now();
-    let socket = options.socket.clone().unwrap_or_else(client::default_socket);
+/// Reach the server (`socket`, else the default one) and read the state of what `plan`
+/// declares, with GET requests only: what `apply` and `diff` both start with.
+pub(crate) fn connect_and_read(
+    socket: Option<PathBuf>,
+    plan: &Plan,
+    jobs: usize,
+) -> Result<(Client, state::State), RunError> {
+    let socket = socket.unwrap_or_else(client::default_socket);
     let client = Client::new(&socket);
     client.get("/1.0").map_err(|error| {
         RunError(format!(
@@ -240,9 +242,18 @@ pub fn apply(plan: &Plan, options: &Options, reporter: &dyn Reporter) -> Result<
             error.message()
         ))
     })?;
-    let jobs = options.jobs.max(1);
     let state = state::read(&client, plan, jobs)
         .map_err(|error| RunError(format!("cannot read the current state: {error}")))?;
+    Ok((client, state))
+}
+
+/// Carry out `plan`: read the state, apply the difference, report. Err only when the
+/// run cannot begin (the server does not answer, the state cannot be read): nothing
+/// was changed then.
+pub fn apply(plan: &Plan, options: &Options, reporter: &dyn Reporter) -> Result<Report, RunError> {
+    let started = Instant::now();
+    let jobs = options.jobs.max(1);
+    let (client, state) = connect_and_read(options.socket.clone(), plan, jobs)?;
     let nodes = build_nodes(plan, &state);
     let would = |request: String| reporter.event(Event::Would(&request));
     let ctx = Ctx::new(&client, &state, options.dry_run, &options.interrupt, &would);
