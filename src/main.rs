@@ -49,6 +49,24 @@ enum Command {
               value_parser = clap::value_parser!(u16).range(1..))]
         jobs: u16,
     },
+    /// Remove from the local Incus server what infra.yml declares, through its REST API
+    /// (the runner's destroy.sh: protected instances are kept unless --force; nothing
+    /// undeclared is touched).
+    Destroy {
+        #[command(flatten)]
+        input: InputArgs,
+        /// Also remove protected instances (security.protection.delete=true), clearing
+        /// their protection first.
+        #[arg(long)]
+        force: bool,
+        /// Print the requests that would change something; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// How many removals may run at once.
+        #[arg(short, long, value_name = "N", default_value_t = anklumec::run::DEFAULT_JOBS as u16,
+              value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: u16,
+    },
     /// Compare the local Incus server with infra.yml and print what differs (exit 0: no
     /// drift, 1: drift, 2: the state could not be read).
     Diff {
@@ -150,6 +168,9 @@ fn main() -> ExitCode {
         },
         Some(Command::Plan { input, format }) => run_plan(&input, format),
         Some(Command::Apply { input, dry_run, jobs }) => run_apply(&input, dry_run, usize::from(jobs)),
+        Some(Command::Destroy { input, force, dry_run, jobs }) => {
+            run_destroy(&input, force, dry_run, usize::from(jobs))
+        }
         Some(Command::Diff { input, format }) => run_diff(&input, format),
         Some(Command::Explain { code }) => explain(&code),
         Some(Command::Completions { shell }) => {
@@ -353,6 +374,28 @@ fn run_apply(input: &InputArgs, dry_run: bool, jobs: usize) -> ExitCode {
         &run::progress::Plain
     };
     match run::apply(plan, &options, reporter) {
+        Ok(report) if report.was_interrupted() => ExitCode::from(130),
+        Ok(report) if report.ok() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(error) => usage_error(&error.to_string()),
+    }
+}
+
+/// `anklumec destroy`: exit 0 when everything declared is gone or deliberately kept
+/// (protected, still used: destroy.sh's rule), 1 when a removal failed (or the input has
+/// errors), 2 when the run could not begin, 130 when interrupted.
+fn run_destroy(input: &InputArgs, force: bool, dry_run: bool, jobs: usize) -> ExitCode {
+    use anklumec::run;
+    let compilation = match load_and_compile(input) {
+        Ok(compilation) => compilation,
+        Err(code) => return code,
+    };
+    let Some(plan) = &compilation.plan else { return ExitCode::from(EXIT_INPUT) };
+    let options = run::destroy::DestroyOptions { force, dry_run, jobs, ..Default::default() };
+    if let Err(error) = run::install_interrupt_handler(options.interrupt.clone()) {
+        eprintln!("anklumec: warning: {error}");
+    }
+    match run::destroy::destroy(plan, &options, &run::progress::Plain) {
         Ok(report) if report.was_interrupted() => ExitCode::from(130),
         Ok(report) if report.ok() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),

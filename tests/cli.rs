@@ -184,3 +184,33 @@ fn sarif_output_has_the_structure_code_scanning_needs() {
     assert_eq!(location["region"]["startColumn"], 19);
     assert!(location["region"]["endColumn"].as_u64() > location["region"]["startColumn"].as_u64());
 }
+
+/// The runner's commands exit 2, with a message naming the socket, when no server
+/// answers; and 1, sending nothing, when the input has errors.
+#[test]
+fn runner_commands_without_a_server_exit_2_and_with_bad_input_exit_1() {
+    let dir = dir_with(&[("infra.yml", GOOD), ("bad.yml", BAD)]);
+    let socket = dir.path().join("no-such.socket");
+    for command in [&["apply"][..], &["destroy"], &["destroy", "--force"], &["diff"]] {
+        let mut args = command.to_vec();
+        args.push("infra.yml");
+        let output = Command::new(env!("CARGO_BIN_EXE_anklumec"))
+            .args(&args)
+            .env("INCUS_SOCKET", &socket)
+            .current_dir(dir.path())
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("does not answer") && stderr.contains("no-such.socket"), "{args:?}: {stderr}");
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_anklumec"))
+        .args(["destroy", "bad.yml"])
+        .env("INCUS_SOCKET", &socket)
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("E0005") && !stderr.contains("does not answer"), "{stderr}");
+}

@@ -13,55 +13,147 @@ fn exists(args: &[&str]) -> bool {
     incus(args).status.success()
 }
 
-#[test]
-fn destroy_removes_what_is_declared_and_keeps_what_is_protected() {
-    if !incus_answers() {
-        return;
-    }
-    let tag = format!("dq{}", std::process::id() % 1000);
+/// A deployed world named after `tag` (two domains on zone_base `zone`): admin's
+/// `ctl` and trusted `db` are protected (`ephemeral: false`), `web` uses the profile
+/// `extra` alone, `vault` is protected only by its profile `locked` (its own
+/// `security.protection.delete`, set by deploy.sh, is unset by hand: instance config
+/// would hide the profile's), and `stray` is an undeclared instance in the trusted
+/// project.
+struct World {
+    tag: String,
+    admin: String,
+    work: String,
+    plan: anklumec::plan::Plan,
+    _cleanup: Cleanup,
+}
+
+fn deploy_world(tag: &str, zone: u32) -> World {
     let (admin, work) = (format!("{tag}a"), format!("{tag}w"));
     let text = format!(
-        "project_name: destroy-test\nglobal:\n  addressing: {{base_octet: 10, zone_base: 236}}\n  default_os_image: anklumec-test\n  nat: false\n\
+        "project_name: destroy-test\nglobal:\n  addressing: {{base_octet: 10, zone_base: {zone}}}\n  default_os_image: anklumec-test\n  nat: false\n\
          domains:\n  {admin}:\n    trust_level: admin\n    machines:\n      {tag}-ctl: {{}}\n\
          \x20 {work}:\n    trust_level: trusted\n    ephemeral: true\n    profiles:\n      extra:\n        config: {{limits.memory: 128MiB}}\n\
-         \x20   machines:\n      {tag}-web:\n        profiles: [default, extra]\n      {tag}-db:\n        ephemeral: false\n"
+         \x20     locked:\n        config: {{security.protection.delete: \"true\"}}\n\
+         \x20   machines:\n      {tag}-web:\n        profiles: [default, extra]\n      {tag}-db:\n        ephemeral: false\n\
+         \x20     {tag}-vault:\n        profiles: [default, locked]\n"
     );
-    let _cleanup = Cleanup {
+    let cleanup = Cleanup {
         projects: vec![admin.clone(), work.clone()],
         networks: vec![format!("net-{admin}"), format!("net-{work}")],
     };
     let plan = compile_source("destroy.yml", &text, Options::default()).plan.expect("compiles");
     let deployed = run(&deploy_script(&plan).expect("deploy.sh"), &[]);
     assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
-
-    // An undeclared instance in a declared project must survive, and keep its project.
+    let vault = format!("{tag}-vault");
+    let unset = incus(&["config", "unset", &vault, "security.protection.delete", "--project", &work]);
+    assert!(unset.status.success(), "{}", String::from_utf8_lossy(&unset.stderr));
     let stray = format!("{tag}-stray");
     assert!(incus(&["create", "anklumec-test", &stray, "--project", &work]).status.success());
+    World { tag: tag.to_string(), admin, work, plan, _cleanup: cleanup }
+}
 
-    let destroy = destroy_script(&plan).expect("destroy.sh");
+impl World {
+    fn has_instance(&self, project: &str, machine: &str) -> bool {
+        exists(&["info", &format!("{}-{machine}", self.tag), "--project", project])
+    }
+
+    /// After a first, unforced run: web and extra are gone, the protected stay.
+    fn assert_after_first_run(&self, out: &str) {
+        let (tag, admin, work) = (&self.tag, &self.admin, &self.work);
+        assert!(out.contains(&format!("removed   instance {work}/{tag}-web")), "{out}");
+        for protected in [format!("{work}/{tag}-db"), format!("{work}/{tag}-vault"), format!("{admin}/{tag}-ctl")] {
+            assert!(out.contains(&format!("kept      instance {protected} (protected")), "{protected}\n{out}");
+        }
+        assert!(!self.has_instance(work, "web"));
+        assert!(self.has_instance(work, "db") && self.has_instance(work, "vault") && self.has_instance(admin, "ctl"));
+        assert!(!exists(&["profile", "show", "extra", "--project", work]), "the unused declared profile is removed");
+        assert!(exists(&["profile", "show", "locked", "--project", work]), "vault still uses it");
+    }
+
+    /// After a forced run: every declared instance is gone; the stray keeps its project
+    /// and bridge.
+    fn assert_after_forced_run(&self, out: &str) {
+        let (admin, work) = (&self.admin, &self.work);
+        for machine in ["db", "vault"] {
+            assert!(!self.has_instance(work, machine), "{machine} is removed when forced\n{out}");
+        }
+        assert!(!self.has_instance(admin, "ctl"));
+        assert!(!exists(&["project", "show", admin]), "the emptied project is removed");
+        assert!(!exists(&["network", "show", &format!("net-{admin}")]), "its bridge too");
+        assert!(self.has_instance(work, "stray"), "undeclared instances are never touched");
+        assert!(exists(&["project", "show", work]));
+        assert!(exists(&["network", "show", &format!("net-{work}")]), "the stray still uses its bridge");
+        assert!(out.contains(&format!("kept      project {work} (not empty: it still holds 1 ")), "{out}");
+    }
+}
+
+#[test]
+fn destroy_removes_what_is_declared_and_keeps_what_is_protected() {
+    if !incus_answers() {
+        return;
+    }
+    let world = deploy_world(&format!("dq{}", std::process::id() % 1000), 236);
+    let destroy = destroy_script(&world.plan).expect("destroy.sh");
     let first = run(&destroy, &[]);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    let out = String::from_utf8_lossy(&first.stdout);
-    assert!(out.contains(&format!("removed   instance {work}/{tag}-web")), "{out}");
-    assert!(out.contains(&format!("kept      instance {work}/{tag}-db (protected")), "{out}");
-    assert!(out.contains(&format!("kept      instance {admin}/{tag}-ctl (protected")), "{out}");
-    assert!(!exists(&["info", &format!("{tag}-web"), "--project", &work]));
-    assert!(exists(&["info", &format!("{tag}-db"), "--project", &work]));
-    assert!(!exists(&["profile", "show", "extra", "--project", &work]), "the unused declared profile is removed");
+    world.assert_after_first_run(&String::from_utf8_lossy(&first.stdout));
 
     let forced = run(&destroy, &[("FORCE", "1")]);
     assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
     let out = String::from_utf8_lossy(&forced.stdout);
-    assert!(out.contains(&format!("unprotect instance {work}/{tag}-db")), "FORCE=1 says it clears protection: {out}");
-    assert!(!exists(&["info", &format!("{tag}-db"), "--project", &work]));
-    assert!(!exists(&["project", "show", &admin]), "the emptied project is removed");
-    assert!(!exists(&["network", "show", &format!("net-{admin}")]), "its bridge too");
-    // The stray instance was never declared: it stays, so its project and bridge stay.
-    assert!(exists(&["info", &stray, "--project", &work]), "undeclared instances are never touched");
-    assert!(exists(&["project", "show", &work]));
-    assert!(out.contains(&format!("kept      project {work}")), "{out}");
+    for machine in ["db", "vault"] {
+        let line = format!("unprotect instance {}/{}-{machine} (FORCE=1", world.work, world.tag);
+        assert!(out.contains(&line), "FORCE=1 says it clears protection: {out}");
+    }
+    world.assert_after_forced_run(&out);
 
     let again = run(&destroy, &[("FORCE", "1")]);
     let out = String::from_utf8_lossy(&again.stdout);
     assert!(again.status.success() && out.contains("0 removed"), "a second run removes nothing: {out}");
+}
+
+/// `anklumec destroy` (the runner) on the same world: a dry run predicts and changes
+/// nothing; then as destroy.sh; a second run sends no mutating request.
+#[test]
+fn runner_destroy_removes_what_is_declared_and_keeps_what_is_protected() {
+    use anklumec::run::destroy::{DestroyOptions, destroy};
+    use anklumec::run::progress::Capture;
+    if !incus_answers() {
+        return;
+    }
+    let world = deploy_world(&format!("dr{}", std::process::id() % 1000), 225);
+    let (tag, admin, work) = (&world.tag, &world.admin, &world.work);
+
+    let capture = Capture::default();
+    let options = DestroyOptions { dry_run: true, force: true, ..Default::default() };
+    let dry = destroy(&world.plan, &options, &capture).expect("the server answers");
+    let lines = capture.lines().join("\n");
+    assert_eq!(dry.mutating_requests, 0, "a dry run changes nothing:\n{lines}");
+    assert!(lines.contains(&format!("removed   instance {work}/{tag}-vault")), "{lines}");
+    assert!(lines.contains(&format!("removed   profile {work}/extra")), "predicted: only web used it\n{lines}");
+    assert!(lines.contains(&format!("removed   project {admin}")), "{lines}");
+    assert!(lines.contains(&format!("kept      project {work} (not empty")), "the stray stays\n{lines}");
+    assert!(lines.contains(&format!("would run: DELETE /1.0/instances/{tag}-web?project={work}")), "{lines}");
+    assert!(world.has_instance(work, "web"), "still there after a dry run");
+
+    let capture = Capture::default();
+    let first = destroy(&world.plan, &DestroyOptions::default(), &capture).expect("the server answers");
+    let lines = capture.lines().join("\n");
+    assert!(first.ok(), "{lines}");
+    world.assert_after_first_run(&lines);
+
+    let capture = Capture::default();
+    let options = DestroyOptions { force: true, ..Default::default() };
+    let forced = destroy(&world.plan, &options, &capture).expect("the server answers");
+    let lines = capture.lines().join("\n");
+    assert!(forced.ok(), "{lines}");
+    for machine in ["db", "vault"] {
+        assert!(lines.contains(&format!("unprotect instance {work}/{tag}-{machine} (--force")), "{lines}");
+    }
+    world.assert_after_forced_run(&lines);
+
+    let capture = Capture::default();
+    let again = destroy(&world.plan, &options, &capture).expect("the server answers");
+    assert_eq!(again.removed(), 0, "{}", capture.lines().join("\n"));
+    assert_eq!(again.mutating_requests, 0, "a second run changes nothing");
 }

@@ -275,6 +275,45 @@ impl InstanceSpec {
     }
 }
 
+/// The phases of a teardown, in the order they run: nothing is removed before what
+/// depends on it is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TeardownPhase {
+    Instances,
+    Volumes,
+    Profiles,
+    Projects,
+    Networks,
+}
+
+impl Plan {
+    /// What a teardown removes (destroy.sh and `anklumec destroy`), in the order it
+    /// removes it: instances, volumes, profiles, projects, then bridges; within a phase,
+    /// the reverse of the plan's order. A project's `default` profile is left out: Incus
+    /// refuses to delete it and it goes with its project.
+    pub fn teardown(&self) -> Vec<(TeardownPhase, &Step)> {
+        let mut steps: Vec<(TeardownPhase, &Step)> = self
+            .steps
+            .iter()
+            .rev()
+            .filter_map(|step| {
+                let phase = match &step.action {
+                    Action::EnsureInstance(_) => TeardownPhase::Instances,
+                    Action::EnsureVolume(_) => TeardownPhase::Volumes,
+                    Action::EnsureProfile(spec) if spec.name != "default" => TeardownPhase::Profiles,
+                    Action::EnsureProject(_) => TeardownPhase::Projects,
+                    Action::EnsureNetwork(_) => TeardownPhase::Networks,
+                    _ => return None,
+                };
+                Some((phase, step))
+            })
+            .collect();
+        // Stable: the reverse plan order holds within each phase.
+        steps.sort_by_key(|(phase, _)| *phase);
+        steps
+    }
+}
+
 /// A short digest of a resource's declared state. The bash back end stamps it on
 /// what it manages so that a rerun can tell "unchanged" from one batched read.
 pub fn stamp<T: Serialize>(declared: &T) -> String {

@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod client;
+pub mod destroy;
 pub mod diff;
 pub mod http;
 pub mod progress;
@@ -226,13 +227,9 @@ fn build_nodes<'p>(plan: &'p Plan, state: &state::State) -> Vec<Node<'p>> {
     nodes
 }
 
-/// Reach the server (`socket`, else the default one) and read the state of what `plan`
-/// declares, with GET requests only: what `apply` and `diff` both start with.
-pub(crate) fn connect_and_read(
-    socket: Option<PathBuf>,
-    plan: &Plan,
-    jobs: usize,
-) -> Result<(Client, state::State), RunError> {
+/// Reach the server (`socket`, else the default one): one GET of `/1.0`, which tells
+/// "no server" and "not allowed" apart from everything later.
+pub(crate) fn connect(socket: Option<PathBuf>) -> Result<Client, RunError> {
     let socket = socket.unwrap_or_else(client::default_socket);
     let client = Client::new(&socket);
     client.get("/1.0").map_err(|error| {
@@ -242,6 +239,17 @@ pub(crate) fn connect_and_read(
             error.message()
         ))
     })?;
+    Ok(client)
+}
+
+/// Reach the server and read the state of what `plan` declares, with GET requests
+/// only: what `apply` and `diff` both start with.
+pub(crate) fn connect_and_read(
+    socket: Option<PathBuf>,
+    plan: &Plan,
+    jobs: usize,
+) -> Result<(Client, state::State), RunError> {
+    let client = connect(socket)?;
     let state = state::read(&client, plan, jobs)
         .map_err(|error| RunError(format!("cannot read the current state: {error}")))?;
     Ok((client, state))
