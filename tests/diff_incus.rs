@@ -1,6 +1,8 @@
 //! `anklumec diff` on the real Incus server: a freshly deployed system shows no drift
 //! (exit 0); a limit set by hand, a stopped instance, a profile key removed by hand, an
-//! undeclared instance each show as exactly one difference (exit 1), in text and JSON.
+//! undeclared instance, a device option changed, a device added, the bridge's NAT
+//! switched on, an instance deleted each show as exactly one difference (exit 1), in
+//! text and JSON.
 //! Gated like every end-to-end test: skipped when no server answers, a failure when
 //! ANKLUMEC_E2E=1 and none answers.
 
@@ -100,6 +102,50 @@ fn diff_reports_nothing_after_deploy_then_exactly_what_changed_by_hand() {
     assert_eq!(drift.len(), 1, "{drift:?}");
     assert_eq!((&drift[0]["kind"], &drift[0]["name"]), (&"extra".into(), &stray.clone().into()));
     assert!(incus(&["delete", "--force", &stray, "--project", &project]).status.success());
+
+    // A device option changed by hand: the address of web's declared eth0.
+    let declared_address = incus(&["config", "device", "get", &web, "eth0", "ipv4.address", "--project", &project]);
+    let declared_address = String::from_utf8_lossy(&declared_address.stdout).trim().to_string();
+    let moved = declared_address.rsplit_once('.').map(|(net, _)| format!("{net}.77")).expect("an IPv4 address");
+    let set =
+        incus(&["config", "device", "set", &web, "eth0", &format!("ipv4.address={moved}"), "--project", &project]);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let drift = drift_json(&infra);
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert_eq!(
+        (&drift[0]["kind"], &drift[0]["name"], &drift[0]["key"], &drift[0]["option"]),
+        (&"device".into(), &web.clone().into(), &"eth0".into(), &"ipv4.address".into())
+    );
+    assert_eq!((&drift[0]["declared"], &drift[0]["live"]), (&declared_address.clone().into(), &moved.into()));
+    let reset = format!("ipv4.address={declared_address}");
+    assert!(incus(&["config", "device", "set", &web, "eth0", &reset, "--project", &project]).status.success());
+
+    // A device added by hand to an instance.
+    assert!(incus(&["config", "device", "add", &db, "scratch", "none", "--project", &project]).status.success());
+    let drift = drift_json(&infra);
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert_eq!(
+        (&drift[0]["kind"], &drift[0]["name"], &drift[0]["key"]),
+        (&"device".into(), &db.clone().into(), &"scratch".into())
+    );
+    assert_eq!(drift[0]["declared"], Value::Null, "{drift:?}");
+    assert!(incus(&["config", "device", "remove", &db, "scratch", "--project", &project]).status.success());
+
+    // The bridge's NAT switched on by hand (declared off: `nat: false`).
+    let bridge = format!("net-{project}");
+    assert!(incus(&["network", "set", &bridge, "ipv4.nat=true"]).status.success());
+    let (code, out) = diff(&infra, "text");
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(out, format!("network {bridge}: config ipv4.nat: declared \"false\", live \"true\"\n1 difference(s)\n"));
+    assert!(incus(&["network", "set", &bridge, "ipv4.nat=false"]).status.success());
+
+    // An instance deleted by hand: missing.
+    assert!(incus(&["delete", "--force", &web, "--project", &project]).status.success());
+    let drift = drift_json(&infra);
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert_eq!((&drift[0]["kind"], &drift[0]["name"]), (&"missing".into(), &web.clone().into()));
+    let redeployed = run(&deploy_script(&plan).expect("deploy.sh"), &[]);
+    assert!(redeployed.status.success(), "{}", String::from_utf8_lossy(&redeployed.stderr));
 
     let (code, out) = diff(&infra, "text");
     assert_eq!((code, out.as_str()), (0, "no drift\n"), "back to the declared state");
