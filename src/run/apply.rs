@@ -289,77 +289,87 @@ fn changed_or_unchanged(what: Vec<String>) -> Outcome {
 }
 
 pub fn ensure_project(ctx: &Ctx, spec: &ProjectSpec) -> Result<Outcome, StepError> {
-    let name = encode(&spec.name);
-    match ctx.state.projects.get(&spec.name) {
-        Some(existing) => {
-            let (config, mut what) = merge_declared(&existing.config, &spec.config);
-            if existing.description != spec.description {
-                what.push("description".into());
-            }
-            if !what.is_empty() {
-                let body = json!({"config": config_json(&config), "description": spec.description});
-                ctx.mutate("PUT", &format!("/1.0/projects/{name}"), body, UPDATE_DEADLINE)?;
-            }
-            Ok(changed_or_unchanged(what))
-        }
-        None => {
-            let config: Config =
-                spec.config.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
-            let body = json!({"name": spec.name, "description": spec.description, "config": config_json(&config)});
-            ctx.mutate("POST", "/1.0/projects", body, UPDATE_DEADLINE)?;
-            Ok(Outcome::Created)
-        }
-    }
+    let existing = ctx.state.projects.get(&spec.name).map(|project| (&project.config, project.description.as_str()));
+    let resource = ConfigResource {
+        item: format!("/1.0/projects/{}", encode(&spec.name)),
+        collection: "/1.0/projects".into(),
+        identity: json!({"name": spec.name}),
+        description: Some(&spec.description),
+    };
+    resource.ensure(ctx, existing, &spec.config)
 }
 
 pub fn ensure_network(ctx: &Ctx, spec: &NetworkSpec) -> Result<Outcome, StepError> {
-    let name = encode(&spec.name);
-    match ctx.state.networks.get(&spec.name) {
-        Some(existing) if !existing.managed => {
-            Err(StepError::new(format!("a host interface named {} exists and is not managed by Incus", spec.name)))
+    let existing = match ctx.state.networks.get(&spec.name) {
+        Some(network) if !network.managed => {
+            return Err(StepError::new(format!(
+                "a host interface named {} exists and is not managed by Incus",
+                spec.name
+            )));
         }
-        Some(existing) => {
-            let (config, mut what) = merge_declared(&existing.config, &spec.config);
-            if existing.description != spec.description {
-                what.push("description".into());
-            }
-            if !what.is_empty() {
-                let body = json!({"config": config_json(&config), "description": spec.description});
-                ctx.mutate("PUT", &format!("/1.0/networks/{name}"), body, UPDATE_DEADLINE)?;
-            }
-            Ok(changed_or_unchanged(what))
-        }
-        None => {
-            let config: Config =
-                spec.config.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
-            let body = json!({"name": spec.name, "type": "bridge", "description": spec.description, "config": config_json(&config)});
-            ctx.mutate("POST", "/1.0/networks", body, UPDATE_DEADLINE)?;
-            Ok(Outcome::Created)
-        }
-    }
+        Some(network) => Some((&network.config, network.description.as_str())),
+        None => None,
+    };
+    let resource = ConfigResource {
+        item: format!("/1.0/networks/{}", encode(&spec.name)),
+        collection: "/1.0/networks".into(),
+        identity: json!({"name": spec.name, "type": "bridge"}),
+        description: Some(&spec.description),
+    };
+    resource.ensure(ctx, existing, &spec.config)
 }
 
 pub fn ensure_volume(ctx: &Ctx, spec: &VolumeSpec) -> Result<Outcome, StepError> {
     let key = (spec.project.clone(), spec.pool.clone(), spec.name.clone());
+    let existing = ctx.state.volumes.get(&key).map(|volume| (&volume.config, volume.description.as_str()));
     let (project, pool, name) = (encode(&spec.project), encode(&spec.pool), encode(&spec.name));
-    match ctx.state.volumes.get(&key) {
-        Some(existing) => {
-            let (config, what) = merge_declared(&existing.config, &spec.config);
-            if !what.is_empty() {
-                let body = json!({"config": config_json(&config), "description": existing.description});
-                let path = format!("/1.0/storage-pools/{pool}/volumes/custom/{name}?project={project}");
-                ctx.mutate("PUT", &path, body, UPDATE_DEADLINE)?;
-            }
-            Ok(changed_or_unchanged(what))
-        }
-        None => {
+    let resource = ConfigResource {
+        item: format!("/1.0/storage-pools/{pool}/volumes/custom/{name}?project={project}"),
+        collection: format!("/1.0/storage-pools/{pool}/volumes/custom?project={project}"),
+        identity: json!({"name": spec.name, "type": "custom", "content_type": "filesystem"}),
+        // Volumes declare no description: an existing one is kept.
+        description: None,
+    };
+    resource.ensure(ctx, existing, &spec.config)
+}
+
+/// A resource converged through its config and description alone (projects, bridges,
+/// volumes): PUT the merged config when a declared key differs, else nothing; POST a
+/// new one with its identity fields.
+struct ConfigResource<'a> {
+    /// The resource's URL (PUT).
+    item: String,
+    /// Where new ones are created (POST).
+    collection: String,
+    /// The fields that make a new one (`name`, `type`, ...).
+    identity: Value,
+    /// The declared description; None when the plan declares none.
+    description: Option<&'a str>,
+}
+
+impl ConfigResource<'_> {
+    fn ensure(self, ctx: &Ctx, existing: Option<(&Config, &str)>, declared: &Config) -> Result<Outcome, StepError> {
+        let Some((config, current)) = existing else {
             let config: Config =
-                spec.config.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
-            let body = json!({"name": spec.name, "type": "custom", "content_type": "filesystem", "config": config_json(&config)});
-            let path = format!("/1.0/storage-pools/{pool}/volumes/custom?project={project}");
-            ctx.mutate("POST", &path, body, UPDATE_DEADLINE)?;
-            Ok(Outcome::Created)
+                declared.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut body = self.identity;
+            body["config"] = config_json(&config);
+            if let Some(description) = self.description {
+                body["description"] = description.into();
+            }
+            ctx.mutate("POST", &self.collection, body, UPDATE_DEADLINE)?;
+            return Ok(Outcome::Created);
+        };
+        let (config, mut what) = merge_declared(config, declared);
+        let description = self.description.unwrap_or(current);
+        if description != current {
+            what.push("description".into());
         }
+        if !what.is_empty() {
+            let body = json!({"config": config_json(&config), "description": description});
+            ctx.mutate("PUT", &self.item, body, UPDATE_DEADLINE)?;
+        }
+        Ok(changed_or_unchanged(what))
     }
 }
 
