@@ -7,7 +7,7 @@ use anklumec::compile::{Options, compile_source};
 use anklumec::emit::{deploy_script, destroy_script};
 
 mod common;
-use common::{Cleanup, incus, incus_answers, run};
+use common::{Scope, incus, run};
 
 fn exists(args: &[&str]) -> bool {
     incus(args).status.success()
@@ -24,10 +24,11 @@ struct World {
     admin: String,
     work: String,
     plan: anklumec::plan::Plan,
-    _cleanup: Cleanup,
+    _scope: Scope,
 }
 
-fn deploy_world(tag: &str, zone: u32) -> World {
+fn deploy_world(scope: Scope, zone: u32) -> World {
+    let tag = scope.prefix.clone();
     let (admin, work) = (format!("{tag}a"), format!("{tag}w"));
     let text = format!(
         "project_name: destroy-test\nglobal:\n  addressing: {{base_octet: 10, zone_base: {zone}}}\n  default_os_image: anklumec-test\n  nat: false\n\
@@ -37,10 +38,6 @@ fn deploy_world(tag: &str, zone: u32) -> World {
          \x20   machines:\n      {tag}-web:\n        profiles: [default, extra]\n      {tag}-db:\n        ephemeral: false\n\
          \x20     {tag}-vault:\n        profiles: [default, locked]\n"
     );
-    let cleanup = Cleanup {
-        projects: vec![admin.clone(), work.clone()],
-        networks: vec![format!("net-{admin}"), format!("net-{work}")],
-    };
     let plan = compile_source("destroy.yml", &text, Options::default()).plan.expect("compiles");
     let deployed = run(&deploy_script(&plan).expect("deploy.sh"), &[]);
     assert!(deployed.status.success(), "{}", String::from_utf8_lossy(&deployed.stderr));
@@ -49,7 +46,7 @@ fn deploy_world(tag: &str, zone: u32) -> World {
     assert!(unset.status.success(), "{}", String::from_utf8_lossy(&unset.stderr));
     let stray = format!("{tag}-stray");
     assert!(incus(&["create", "anklumec-test", &stray, "--project", &work]).status.success());
-    World { tag: tag.to_string(), admin, work, plan, _cleanup: cleanup }
+    World { tag, admin, work, plan, _scope: scope }
 }
 
 impl World {
@@ -89,10 +86,8 @@ impl World {
 
 #[test]
 fn destroy_removes_what_is_declared_and_keeps_what_is_protected() {
-    if !incus_answers() {
-        return;
-    }
-    let world = deploy_world(&format!("dq{}", std::process::id() % 1000), 236);
+    let Some(scope) = Scope::enter("destroy.sh", "dq") else { return };
+    let world = deploy_world(scope, 236);
     let destroy = destroy_script(&world.plan).expect("destroy.sh");
     let first = run(&destroy, &[]);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
@@ -118,10 +113,8 @@ fn destroy_removes_what_is_declared_and_keeps_what_is_protected() {
 fn runner_destroy_removes_what_is_declared_and_keeps_what_is_protected() {
     use anklumec::run::destroy::{DestroyOptions, destroy};
     use anklumec::run::progress::Capture;
-    if !incus_answers() {
-        return;
-    }
-    let world = deploy_world(&format!("dr{}", std::process::id() % 1000), 225);
+    let Some(scope) = Scope::enter("anklumec destroy", "dr") else { return };
+    let world = deploy_world(scope, 225);
     let (tag, admin, work) = (&world.tag, &world.admin, &world.work);
 
     let capture = Capture::default();

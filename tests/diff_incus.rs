@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::process::Command;
 
 mod common;
-use common::{Cleanup, incus, incus_answers, run};
+use common::{Scope, incus, run};
 
 fn diff(infra: &std::path::Path, format: &str) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_anklumec"))
@@ -33,10 +33,8 @@ fn drift_json(infra: &std::path::Path) -> Vec<Value> {
 
 #[test]
 fn diff_reports_nothing_after_deploy_then_exactly_what_changed_by_hand() {
-    if !incus_answers() {
-        return;
-    }
-    let tag = format!("df{}", std::process::id() % 1000);
+    let Some(scope) = Scope::enter("diff", "df") else { return };
+    let tag = scope.prefix.clone();
     let project = format!("{tag}w");
     let (web, db) = (format!("{tag}-web"), format!("{tag}-db"));
     let text = format!(
@@ -44,7 +42,6 @@ fn diff_reports_nothing_after_deploy_then_exactly_what_changed_by_hand() {
          domains:\n  {project}:\n    trust_level: trusted\n    ephemeral: true\n    profiles:\n      extra:\n        config: {{limits.memory: 128MiB}}\n\
          \x20   machines:\n      {web}:\n        profiles: [default, extra]\n      {db}:\n        ephemeral: false\n"
     );
-    let _cleanup = Cleanup { projects: vec![project.clone()], networks: vec![format!("net-{project}")] };
     let dir = tempfile::tempdir().expect("tempdir");
     let infra = dir.path().join("infra.yml");
     std::fs::write(&infra, &text).expect("write");

@@ -12,7 +12,7 @@
 //! image `anklumec-test` the tests print `SKIPPED` and pass, unless `ANKLUMEC_E2E=1`,
 //! which makes that a failure. Each test names everything with its own prefix (three
 //! letters and the pid modulo 1000), uses its own zone_base (231 and 233: +10 for the
-//! trusted domain), holds a cross-process lock per test, and removes everything with
+//! trusted domain), holds the real-Incus tests' cross-process lock (tests/common), and removes everything with
 //! its prefix when it ends, even when it panics.
 
 use anklumec::compile::{Options as CompileOptions, compile_source};
@@ -20,117 +20,18 @@ use anklumec::plan::Plan;
 use anklumec::run::progress::Capture;
 use anklumec::run::scheduler::Status;
 use anklumec::run::{self, Report};
-use serde_json::{Map, Value, json};
+
+mod common;
+use common::{TestLock, assert_same_state, cleanup, empty_snapshot, incus_gate, query, query_ok, snapshot};
+use serde_json::Map;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
-
-const IMAGE: &str = "anklumec-test";
-
-fn e2e_required() -> bool {
-    std::env::var("ANKLUMEC_E2E").is_ok_and(|value| !value.is_empty() && value != "0")
-}
-
-fn incus_output(args: &[&str]) -> Output {
-    Command::new("incus")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run incus {args:?}: {e}"))
-}
-
-fn probe_incus() -> Result<(), String> {
-    let run = Command::new("incus")
-        .args(["query", "/1.0"])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("the incus command does not run: {e}"))?;
-    if !run.status.success() {
-        return Err(format!("`incus query /1.0` failed: {}", String::from_utf8_lossy(&run.stderr).trim()));
-    }
-    let run = incus_output(&["query", &format!("/1.0/images/aliases/{IMAGE}")]);
-    if !run.status.success() {
-        return Err(format!("the server has no image alias `{IMAGE}`"));
-    }
-    Ok(())
-}
-
-fn incus_gate(test: &str) -> bool {
-    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
-    match PROBE.get_or_init(probe_incus) {
-        Ok(()) => true,
-        Err(why) if e2e_required() => {
-            panic!(
-                "{test}: ANKLUMEC_E2E=1 requires a working Incus server, but {why}; run `bash tests/e2e/setup-incus.sh` first"
-            )
-        }
-        Err(why) => {
-            eprintln!("SKIPPED: no Incus server (set ANKLUMEC_E2E=1 to require it)");
-            eprintln!("  ({test}: {why})");
-            false
-        }
-    }
-}
-
-fn query(path: &str) -> Result<Value, String> {
-    let run = incus_output(&["query", path]);
-    if !run.status.success() {
-        return Err(String::from_utf8_lossy(&run.stderr).trim().to_string());
-    }
-    serde_json::from_slice(&run.stdout).map_err(|e| format!("`incus query {path}` is not JSON: {e}"))
-}
-
-fn query_ok(path: &str) -> Value {
-    query(path).unwrap_or_else(|e| panic!("incus query {path}: {e}"))
-}
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 // =====================================================================================
 // Lock, world, cleanup
 // =====================================================================================
-
-struct TestLock(PathBuf);
-
-impl TestLock {
-    fn acquire(code: &str) -> TestLock {
-        let root = std::env::temp_dir().join("anklumec-e2e-locks");
-        let _ = fs::create_dir_all(&root);
-        let path = root.join(code);
-        let started = Instant::now();
-        loop {
-            match fs::create_dir(&path) {
-                Ok(()) => {
-                    fs::write(path.join("pid"), std::process::id().to_string()).expect("lock pid");
-                    return TestLock(path);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let owner = fs::read_to_string(path.join("pid")).unwrap_or_default();
-                    let alive =
-                        owner.trim().parse::<u32>().is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-                    if !alive && started.elapsed() > Duration::from_secs(1) {
-                        let stale = root.join(format!("{code}.stale.{}", std::process::id()));
-                        if fs::rename(&path, &stale).is_ok() {
-                            let _ = fs::remove_dir_all(&stale);
-                        }
-                        continue;
-                    }
-                    assert!(started.elapsed() < Duration::from_secs(1800), "lock {} stayed taken", path.display());
-                    sleep(Duration::from_millis(200));
-                }
-                Err(e) => panic!("cannot create the lock {}: {e}", path.display()),
-            }
-        }
-    }
-}
-
-impl Drop for TestLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// One test's world; dropping it removes every Incus resource with its prefix.
 struct World {
@@ -143,10 +44,8 @@ struct World {
 
 impl World {
     fn start(test: &'static str, code: &str, zone_base: u32) -> Option<World> {
-        if !incus_gate(test) {
-            return None;
-        }
-        let lock = TestLock::acquire(code);
+        incus_gate(test)?;
+        let lock = TestLock::acquire("incus");
         let leftovers = cleanup(code);
         assert!(leftovers.is_empty(), "{test}: cannot remove what an earlier run left:\n{}", leftovers.join("\n"));
         let prefix = format!("{code}{:03}", std::process::id() % 1000);
@@ -202,12 +101,7 @@ impl World {
     fn reset(&self) {
         let errors = cleanup(&self.prefix);
         assert!(errors.is_empty(), "{}: cleanup failed:\n{}", self.test, errors.join("\n"));
-        assert_eq!(
-            snapshot(&self.prefix),
-            json!({"projects": {}, "networks": {}}),
-            "{}: left after cleanup",
-            self.test
-        );
+        assert_eq!(snapshot(&self.prefix, true), empty_snapshot(), "{}: left after cleanup", self.test);
     }
 }
 
@@ -217,176 +111,6 @@ impl Drop for World {
         if !errors.is_empty() {
             eprintln!("{}: cleanup of {} left errors:\n{}", self.test, self.prefix, errors.join("\n"));
         }
-    }
-}
-
-fn names(collection: &Value) -> Vec<String> {
-    collection
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .filter_map(|url| url.split('?').next()?.rsplit('/').next())
-        .map(str::to_string)
-        .collect()
-}
-
-/// Remove every project named `prefix*` with its instances, volumes and profiles, and
-/// the bridges `net-prefix*`; wait until the kernel has dropped their interfaces.
-fn cleanup(prefix: &str) -> Vec<String> {
-    let mut errors = Vec::new();
-    let mut interfaces = Vec::new();
-    let mut try_incus = |args: &[&str]| {
-        let run = incus_output(args);
-        if !run.status.success() {
-            errors.push(format!("incus {}: {}", args.join(" "), String::from_utf8_lossy(&run.stderr).trim()));
-        }
-    };
-    let pools = names(&query("/1.0/storage-pools").unwrap_or(json!([])));
-    for project in names(&query("/1.0/projects").unwrap_or(json!([]))) {
-        if !project.starts_with(prefix) {
-            continue;
-        }
-        let instances = query(&format!("/1.0/instances?project={project}&recursion=1")).unwrap_or(json!([]));
-        let mut doomed = Vec::new();
-        for instance in instances.as_array().into_iter().flatten() {
-            let name = instance["name"].as_str().unwrap_or_default().to_string();
-            for (key, value) in instance["config"].as_object().into_iter().flatten() {
-                if key.starts_with("volatile.") && key.ends_with(".host_name") {
-                    interfaces.extend(value.as_str().map(str::to_string));
-                }
-            }
-            if instance["config"]["security.protection.delete"] == "true" {
-                try_incus(&["config", "unset", &name, "security.protection.delete", "--project", &project]);
-            }
-            doomed.push(name);
-        }
-        if !doomed.is_empty() {
-            let mut args = vec!["delete", "--force", "--project", &project];
-            args.extend(doomed.iter().map(String::as_str));
-            try_incus(&args);
-        }
-        for pool in &pools {
-            let volumes =
-                query(&format!("/1.0/storage-pools/{pool}/volumes/custom?project={project}")).unwrap_or(json!([]));
-            for volume in names(&volumes) {
-                try_incus(&["storage", "volume", "delete", pool, &volume, "--project", &project]);
-            }
-        }
-        for profile in names(&query(&format!("/1.0/profiles?project={project}")).unwrap_or(json!([]))) {
-            if profile != "default" {
-                try_incus(&["profile", "delete", &profile, "--project", &project]);
-            }
-        }
-        try_incus(&["project", "delete", &project]);
-    }
-    let networks: Vec<String> = names(&query("/1.0/networks").unwrap_or(json!([])))
-        .into_iter()
-        .filter(|n| n.starts_with(&format!("net-{prefix}")))
-        .collect();
-    for network in &networks {
-        try_incus(&["network", "delete", network]);
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for interface in interfaces.iter().chain(&networks) {
-        let path = Path::new("/sys/class/net").join(interface);
-        while path.exists() && Instant::now() < deadline {
-            sleep(Duration::from_millis(50));
-        }
-        if path.exists() {
-            errors.push(format!("the host interface {interface} is still there 20 s after its deletion"));
-        }
-    }
-    errors
-}
-
-/// Config without `volatile.*` (different on every deployment).
-fn stable(config: &Value) -> Value {
-    Value::Object(
-        config
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(key, _)| !key.starts_with("volatile."))
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect(),
-    )
-}
-
-/// Everything named with `prefix`, normalised: projects with their profiles,
-/// instances and volumes; bridges. Stamps and managed lists are kept.
-fn snapshot(prefix: &str) -> Value {
-    let pools = names(&query_ok("/1.0/storage-pools"));
-    let mut projects = Map::new();
-    for project in query_ok("/1.0/projects?recursion=1").as_array().into_iter().flatten() {
-        let name = project["name"].as_str().unwrap_or_default();
-        if !name.starts_with(prefix) {
-            continue;
-        }
-        let mut profiles = Map::new();
-        for profile in query_ok(&format!("/1.0/profiles?project={name}&recursion=1")).as_array().into_iter().flatten() {
-            profiles.insert(
-                profile["name"].as_str().unwrap_or_default().to_string(),
-                json!({"description": profile["description"], "config": stable(&profile["config"]), "devices": profile["devices"]}),
-            );
-        }
-        let mut instances = Map::new();
-        for instance in query_ok(&format!("/1.0/instances?project={name}&recursion=1")).as_array().into_iter().flatten()
-        {
-            instances.insert(
-                instance["name"].as_str().unwrap_or_default().to_string(),
-                json!({
-                    "type": instance["type"],
-                    "status": instance["status"],
-                    "description": instance["description"],
-                    "ephemeral": instance["ephemeral"],
-                    "profiles": instance["profiles"],
-                    "config": stable(&instance["config"]),
-                    "expanded_config": stable(&instance["expanded_config"]),
-                    "devices": instance["devices"],
-                    "expanded_devices": instance["expanded_devices"],
-                }),
-            );
-        }
-        let mut volumes = Map::new();
-        for pool in &pools {
-            let path = format!("/1.0/storage-pools/{pool}/volumes/custom?project={name}&recursion=1");
-            for volume in query_ok(&path).as_array().into_iter().flatten() {
-                volumes.insert(
-                    format!("{pool}/{}", volume["name"].as_str().unwrap_or_default()),
-                    json!({"description": volume["description"], "content_type": volume["content_type"], "config": stable(&volume["config"])}),
-                );
-            }
-        }
-        projects.insert(
-            name.to_string(),
-            json!({"description": project["description"], "config": project["config"], "profiles": profiles, "instances": instances, "volumes": volumes}),
-        );
-    }
-    let mut networks = Map::new();
-    for network in query_ok("/1.0/networks?recursion=1").as_array().into_iter().flatten() {
-        let name = network["name"].as_str().unwrap_or_default();
-        if name.starts_with(&format!("net-{prefix}")) {
-            networks.insert(
-                name.to_string(),
-                json!({"type": network["type"], "managed": network["managed"], "description": network["description"], "config": network["config"]}),
-            );
-        }
-    }
-    json!({"projects": projects, "networks": networks})
-}
-
-fn diff(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for key in keys {
-                let sub = format!("{path}/{key}");
-                diff(x.get(key).unwrap_or(&Value::Null), y.get(key).unwrap_or(&Value::Null), &sub, out);
-            }
-        }
-        _ if a != b => out.push(format!("  {path}: {a} (deploy.sh) vs {b} (runner)")),
-        _ => {}
     }
 }
 
@@ -457,7 +181,7 @@ fn runner_1_end_state_equals_deploy_sh_and_reruns_send_no_mutation() {
 
     // deploy.sh first; the runner over its deployment changes nothing.
     world.deploy_sh();
-    let by_script = snapshot(&world.prefix);
+    let by_script = snapshot(&world.prefix, true);
     assert_eq!(by_script["projects"].as_object().map(Map::len), Some(2), "deploy.sh made both projects");
     let (report, lines) = world.apply(&plan);
     assert!(report.ok(), "runner over deploy.sh's deployment failed:\n{}", lines.join("\n"));
@@ -476,10 +200,8 @@ fn runner_1_end_state_equals_deploy_sh_and_reruns_send_no_mutation() {
     assert_eq!(report.failures.len(), 0);
     assert!(report.created >= 8, "the runner created everything:\n{}", lines.join("\n"));
     assert!(lines.iter().any(|l| l.starts_with("running ")), "waited for the started instances:\n{}", lines.join("\n"));
-    let by_runner = snapshot(&world.prefix);
-    let mut differences = Vec::new();
-    diff(&by_script, &by_runner, "", &mut differences);
-    assert!(differences.is_empty(), "end states differ:\n{}", differences.join("\n"));
+    let by_runner = snapshot(&world.prefix, true);
+    assert_same_state(&by_script, &by_runner, "the runner's deployment against deploy.sh's");
 
     // A rerun of the runner: no mutating request, everything unchanged.
     let (report, lines) = world.apply(&plan);
