@@ -370,6 +370,12 @@ pub const KEYS: &[Key] = &[
     ),
     key(
         Place::Global,
+        "incus_remote",
+        Kind::Text,
+        "anklumec extension: the incus remote this infrastructure lives on (`incus remote list`). deploy.sh and destroy.sh refuse to run unless it is the incus client's default remote; the inventory sets `ansible_incus_remote` to it; the runner (`apply`, `destroy`, `diff`) only speaks to the local server, so it accepts only `local`.",
+    ),
+    key(
+        Place::Global,
         "firewall_mode",
         Kind::Keyword(read::FIREWALL_MODE_KEYWORDS),
         "Where anklume's firewall runs: `host` (nftables on the host) or `vm` (a firewall VM, `sys-firewall`).",

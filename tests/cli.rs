@@ -214,3 +214,29 @@ fn runner_commands_without_a_server_exit_2_and_with_bad_input_exit_1() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("E0005") && !stderr.contains("does not answer"), "{stderr}");
 }
+
+/// A plan for another incus remote than `local`: the runner refuses it before it
+/// reaches for a socket; `local` is the runner's own server.
+#[test]
+fn runner_commands_refuse_a_plan_for_another_remote() {
+    let remote = |name: &str| {
+        GOOD.replace("  default_os_image: tiny\n", &format!("  default_os_image: tiny\n  incus_remote: {name}\n"))
+    };
+    let dir = dir_with(&[("prod.yml", &remote("prod")), ("local.yml", &remote("local"))]);
+    let socket = dir.path().join("no-such.socket");
+    for command in ["apply", "destroy", "diff"] {
+        for (file, expected) in
+            [("prod.yml", "the runner only speaks to the local server"), ("local.yml", "does not answer")]
+        {
+            let output = Command::new(env!("CARGO_BIN_EXE_anklumec"))
+                .args([command, file])
+                .env("INCUS_SOCKET", &socket)
+                .current_dir(dir.path())
+                .output()
+                .expect("runs");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{command} {file}: {stderr}");
+            assert!(stderr.contains(expected), "{command} {file}: {stderr}");
+        }
+    }
+}

@@ -69,6 +69,7 @@ const RECORDING_INCUS: &str = r#"#!/usr/bin/env bash
 { printf '%s\0' "$@"; printf '\n\0'; } >>"$ANKLUMEC_TEST_LOG"
 case "$1 $2" in
   "query /1.0") echo '{}' ;;
+  "remote get-default") echo "${ANKLUMEC_TEST_REMOTE:-local}" ;;
   "list --project") ;;
   "list ^"*) echo RUNNING ;;
   "image info") echo 'Type: container' ;;
@@ -80,35 +81,40 @@ esac
 exit 0
 "#;
 
-#[test]
-fn hostile_values_reach_incus_as_exact_literals() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bin = dir.path().join("bin");
-    std::fs::create_dir(&bin).expect("bin");
+/// Run `script` with [`RECORDING_INCUS`] first on PATH and `env` set; the output and
+/// the argv of every incus call.
+fn run_with_stand_in(script: &str, env: &[(&str, &str)]) -> (std::process::Output, Vec<Vec<String>>) {
+    run_with_stand_in_at(tempfile::tempdir().expect("tempdir").path(), script, env)
+}
+
+/// [`run_with_stand_in`] in `dir` (the script's working directory).
+fn run_with_stand_in_at(
+    dir: &std::path::Path,
+    script: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Output, Vec<Vec<String>>) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
     let incus = bin.join("incus");
     std::fs::write(&incus, RECORDING_INCUS).expect("stand-in");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&incus, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let log = dir.path().join("calls");
-
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ok/own__hostile-strings.yml");
-    let text = std::fs::read_to_string(path).expect("fixture");
-    let plan = compile_source("hostile.yml", &text, Options::default()).plan.expect("compiles");
-    let script = deploy_script(&plan).expect("renders");
-    let script_path = dir.path().join("deploy.sh");
-    std::fs::write(&script_path, &script).expect("script");
-
+    let log = dir.join("calls");
+    let _ = std::fs::remove_file(&log);
+    let script_path = dir.join("script.sh");
+    std::fs::write(&script_path, script).expect("script");
     let output = Command::new("bash")
         .arg(&script_path)
         .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
         .env("ANKLUMEC_TEST_LOG", &log)
-        .env("HOME", dir.path())
-        .current_dir(dir.path())
+        .env("HOME", dir)
+        .envs(env.iter().copied())
+        .current_dir(dir)
         .output()
         .expect("bash runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-
-    let recorded = std::fs::read(&log).expect("log");
+    let recorded = std::fs::read(&log).unwrap_or_default();
+    // Records are `arg\0...\n\0`: without the last NUL, no empty record trails.
+    let recorded = recorded.strip_suffix(&[0]).unwrap_or(&recorded);
     let calls: Vec<Vec<String>> = recorded
         .split(|&b| b == 0)
         .collect::<Vec<_>>()
@@ -116,6 +122,16 @@ fn hostile_values_reach_incus_as_exact_literals() {
         .map(|call| call.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect())
         .filter(|call: &Vec<String>| !call.is_empty())
         .collect();
+    (output, calls)
+}
+
+#[test]
+fn hostile_values_reach_incus_as_exact_literals() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ok/own__hostile-strings.yml");
+    let text = std::fs::read_to_string(path).expect("fixture");
+    let plan = compile_source("hostile.yml", &text, Options::default()).plan.expect("compiles");
+    let (output, calls) = run_with_stand_in(&deploy_script(&plan).expect("renders"), &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let has = |needle: &[&str]| calls.iter().any(|call| needle.iter().all(|n| call.iter().any(|arg| arg == n)));
 
     let domain_description = "it's \"quoted\" $HOME `uname` \\ back\tslash; | & > < * ? [a] {b,c} ~ ! # %";
@@ -132,4 +148,80 @@ fn hostile_values_reach_incus_as_exact_literals() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!stdout.lines().any(|line| line.trim() == "pwned"), "{stdout}");
     assert!(stdout.contains("1 created") || stdout.contains("created"), "{stdout}");
+}
+
+/// `global.incus_remote`: both scripts stop in their preflight, before any other incus
+/// call, when the client's default remote is another one, and say how to switch; with
+/// the right default remote they run.
+#[test]
+fn scripts_for_another_remote_stop_before_any_change() {
+    let text = "project_name: t\nglobal:\n  addressing: {base_octet: 10, zone_base: 100}\n  default_os_image: tiny\n  incus_remote: prod\ndomains:\n  work:\n    machines:\n      web: {}\n";
+    let plan = compile_source("remote.yml", text, Options::default()).plan.expect("compiles");
+    for (name, script) in [("deploy.sh", deploy_script(&plan)), ("destroy.sh", destroy_script(&plan))] {
+        let script = script.expect("renders");
+        let (output, calls) = run_with_stand_in(&script, &[("ANKLUMEC_TEST_REMOTE", "local")]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
+        assert!(
+            stderr.contains("the incus client's default remote is 'local': run 'incus remote switch prod' first"),
+            "{name}: {stderr}"
+        );
+        assert_eq!(calls, vec![vec!["remote".to_string(), "get-default".to_string()]], "{name}: nothing else ran");
+
+        let (output, calls) = run_with_stand_in(&script, &[("ANKLUMEC_TEST_REMOTE", "prod")]);
+        assert!(output.status.success(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(calls.len() > 2, "{name} went on past its preflight");
+    }
+}
+
+/// The end of a real deploy.sh run names the provisioning commands; run as printed (in
+/// the directory deploy.sh ran in), they write the inventory and a playbook Ansible
+/// accepts. A dry run prints none.
+#[test]
+fn deploy_sh_ends_with_the_provisioning_commands_and_they_work() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ok/own__incus-remote.yml");
+    let text = std::fs::read_to_string(fixture).expect("fixture");
+    std::fs::write(dir.path().join("my infra.yml"), &text).expect("write");
+    let plan = compile_source("my infra.yml", &text, Options::default()).plan.expect("compiles");
+    let script = deploy_script(&plan).expect("renders");
+    let env = [("ANKLUMEC_TEST_REMOTE", "lab-2")];
+    let (output, _) = run_with_stand_in_at(dir.path(), &script, &env);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let next: Vec<&str> = stdout.lines().skip_while(|line| !line.starts_with("next: ")).skip(1).collect();
+    assert_eq!(
+        next,
+        [
+            "  anklumec my\\ infra.yml --emit inventory -o provision",
+            "  ansible-playbook -i provision/inventory.yml provision/site.yml"
+        ],
+        "{stdout}"
+    );
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_anklumec")).parent().expect("bin dir").display().to_string();
+    let path = format!("{bin}:{}", std::env::var("PATH").unwrap_or_default());
+    let run = |command: &str| {
+        Command::new("bash").args(["-c", command]).env("PATH", &path).current_dir(dir.path()).output().expect("bash")
+    };
+    let inventory = run(next[0]);
+    assert!(inventory.status.success(), "{}", String::from_utf8_lossy(&inventory.stderr));
+    let written = std::fs::read_to_string(dir.path().join("provision/inventory.yml")).expect("inventory written");
+    assert!(written.contains("ansible_incus_remote: \"lab-2\""), "{written}");
+    if tool_available("ansible-playbook") {
+        // The user's roles, beside the playbook where Ansible looks for them.
+        for role in ["base", "nginx", "postgres"] {
+            let tasks = dir.path().join("provision/roles").join(role).join("tasks");
+            std::fs::create_dir_all(&tasks).expect("role dir");
+            std::fs::write(tasks.join("main.yml"), "- ansible.builtin.ping:\n").expect("role");
+        }
+        let check = run(&format!("{} --syntax-check", next[1]));
+        assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    } else {
+        assert!(std::env::var_os("ANKLUMEC_E2E").is_none(), "ANKLUMEC_E2E=1 requires ansible-playbook");
+        eprintln!("SKIPPED: the playbook syntax check (ansible-playbook is not installed)");
+    }
+
+    let (output, _) = run_with_stand_in_at(dir.path(), &script, &[env[0], ("DRY_RUN", "1")]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && !stdout.contains("next: "), "{stdout}");
 }

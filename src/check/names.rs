@@ -4,12 +4,15 @@
 use super::{describe_char, printable};
 use crate::diagnostics::{Diagnostic, Diagnostics, codes};
 use crate::lower::{MAX_BRIDGE_NAME, anklume_bridge_name, bridge_name};
-use crate::syntax::ast::{Device, Infra, Name};
+use crate::syntax::ast::{Device, Infra, Name, Text};
 use std::collections::{HashMap, HashSet};
 
 pub const MAX_NAME: usize = 63;
 
 pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
+    if let Some(remote) = &infra.global.incus_remote {
+        check_remote(remote, diagnostics);
+    }
     check_bridge_collisions(infra, diagnostics);
     let mut machines: HashMap<&str, (&Name, &Name)> = HashMap::new();
     let all_machines: HashSet<&str> =
@@ -174,6 +177,36 @@ fn check_bridge_collisions(infra: &Infra, diagnostics: &mut Diagnostics) {
             }
         }
     }
+}
+
+/// Why `name` cannot be an incus remote that the scripts and the inventory name: the
+/// client reads `NAME:` in front of a resource as the remote, so a colon or a slash
+/// would split it; a leading `-` reads as a flag; whitespace and control characters
+/// do not survive the inventory's and the user's shells.
+pub fn remote_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("a remote name cannot be empty".into());
+    }
+    if let Some(c) = name.chars().find(|c| matches!(c, ':' | '/') || c.is_whitespace() || c.is_control()) {
+        return Some(format!("{} is not allowed in a remote name", describe_char(c)));
+    }
+    if name.starts_with('-') {
+        return Some("a remote name cannot start with `-`".into());
+    }
+    None
+}
+
+fn check_remote(remote: &Text, diagnostics: &mut Diagnostics) {
+    let Some(problem) = remote_problem(&remote.value) else { return };
+    diagnostics.push(
+        Diagnostic::new(
+            codes::INVALID_NAME,
+            remote.span,
+            format!("invalid incus remote name `{}`", printable(&remote.value)),
+            problem,
+        )
+        .with_help("Use the remote's name as `incus remote list` shows it, such as `local` or `prod`."),
+    );
 }
 
 /// Why `name` is not a valid Incus device name, if it is not: 1-63 characters of

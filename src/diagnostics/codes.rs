@@ -91,7 +91,11 @@ lowercase letters, digits and `-`, starting with a letter or digit and not endin
 with `-`, at most 63 characters, not all digits.
 
     machines:
-      Web_1:      # error: use `web-1`";
+      Web_1:      # error: use `web-1`
+
+`global.incus_remote` names an incus remote, which the incus client reads in front of a
+resource as `NAME:`: it cannot hold `:`, `/`, whitespace or control characters, nor
+start with `-`.";
 
     DUPLICATE_MACHINE = "E0008", Error, "a machine name is used twice",
 "Machine names must be unique across the whole infrastructure, not only within a

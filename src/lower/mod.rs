@@ -257,6 +257,7 @@ pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
         generator: format!("anklumec {}", env!("CARGO_PKG_VERSION")),
         source,
         project_name: infra.project_name.as_ref().map_or_else(String::new, |p| p.value.clone()),
+        incus_remote: infra.global.incus_remote.as_ref().map(|r| r.value.clone()),
         waits,
         images: images.into_values().collect(),
         steps: steps.steps,

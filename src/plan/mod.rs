@@ -25,6 +25,11 @@ pub struct Plan {
     pub generator: String,
     pub source: SourceInfo,
     pub project_name: String,
+    /// `global.incus_remote`: the incus remote the deployment is for. Back ends that
+    /// use the incus client check it is the client's default remote; the runner, which
+    /// only speaks to the local socket, accepts only `local`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incus_remote: Option<String>,
     pub waits: Waits,
     /// Every image the plan may need, with the instances that use it; back ends check
     /// them before changing anything (the air-gapped case).

@@ -151,7 +151,7 @@ impl DestroyReport {
 /// (the server does not answer): nothing was changed then.
 pub fn destroy(plan: &Plan, options: &DestroyOptions, reporter: &dyn Reporter) -> Result<DestroyReport, RunError> {
     let started = Instant::now();
-    let client = connect(options.socket.clone())?;
+    let client = connect(options.socket.clone(), plan)?;
     let teardown = plan.teardown();
     let work = Teardown { client: &client, options, reporter, gone: Mutex::new(HashSet::new()) };
     let mut items: Vec<Item> = teardown

@@ -228,8 +228,14 @@ fn build_nodes<'p>(plan: &'p Plan, state: &state::State) -> Vec<Node<'p>> {
 }
 
 /// Reach the server (`socket`, else the default one): one GET of `/1.0`, which tells
-/// "no server" and "not allowed" apart from everything later.
-pub(crate) fn connect(socket: Option<PathBuf>) -> Result<Client, RunError> {
+/// "no server" and "not allowed" apart from everything later. A plan for another
+/// remote than `local` is refused first: the runner only speaks to the local socket.
+pub(crate) fn connect(socket: Option<PathBuf>, plan: &Plan) -> Result<Client, RunError> {
+    if let Some(remote) = plan.incus_remote.as_deref().filter(|remote| *remote != "local") {
+        return Err(RunError(format!(
+            "infra.yml is for the incus remote `{remote}` (global.incus_remote), and the runner only speaks to the local server: run anklumec on that server, or use the scripts (`--emit deploy`, `--emit destroy`), which go through the incus client"
+        )));
+    }
     let socket = socket.unwrap_or_else(client::default_socket);
     let client = Client::new(&socket);
     client.get("/1.0").map_err(|error| {
@@ -249,7 +255,7 @@ pub(crate) fn connect_and_read(
     plan: &Plan,
     jobs: usize,
 ) -> Result<(Client, state::State), RunError> {
-    let client = connect(socket)?;
+    let client = connect(socket, plan)?;
     let state = state::read(&client, plan, jobs)
         .map_err(|error| RunError(format!("cannot read the current state: {error}")))?;
     Ok((client, state))

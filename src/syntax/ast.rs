@@ -141,6 +141,9 @@ pub struct Global {
     pub storage_pool: Option<Text>,
     /// anklumec extension: outbound NAT on domain bridges (default true, as anklume).
     pub nat: Option<Spanned<bool>>,
+    /// anklumec extension: the incus remote the deployment is for (default: the incus
+    /// client's default remote, unchecked).
+    pub incus_remote: Option<Text>,
 }
 
 #[derive(Clone, Debug)]

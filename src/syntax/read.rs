@@ -43,6 +43,7 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "incus_instances_vm_agent_delay",
     "storage_pool",
     "nat",
+    "incus_remote",
     "firewall_mode",
     "ai_access_policy",
     "ai_access_default",
@@ -650,6 +651,7 @@ impl Reader<'_> {
                 "incus_instances_vm_agent_delay" => global.waits.vm_agent_delay = self.int(value, &what),
                 "storage_pool" => global.storage_pool = self.string(value, &what),
                 "nat" => global.nat = self.bool(value, &what),
+                "incus_remote" => global.incus_remote = self.string(value, &what),
                 "firewall_mode" => {
                     self.not_acted_on(
                         &entry.key,
