@@ -1037,9 +1037,11 @@ fn regression_fixtures() {
 ///
 /// `ANKLUMEC_TEST_LIST` is what `incus list --project P --format csv` prints, and
 /// `ANKLUMEC_TEST_NETWORK` what `incus network show` prints on a populated server (by
-/// default a created bridge that a profile uses).
+/// default a created bridge that a profile uses); `ANKLUMEC_TEST_REMOTE` what `incus
+/// remote get-default` prints (default `local`).
 const STAND_IN_INCUS: &str = r#"#!/bin/sh
 { printf '%s\0' "$@"; printf '\n\0'; } >>"$ANKLUMEC_TEST_LOG"
+if [ "$1 $2" = "remote get-default" ]; then echo "${ANKLUMEC_TEST_REMOTE:-local}"; exit 0; fi
 if [ "${ANKLUMEC_TEST_STATE:-empty}" = populated ]; then
   case "$1 $2" in
     "query /1.0") echo '{}' ;;
@@ -2010,6 +2012,7 @@ const GENERATED_COMMANDS: &[&str] = &[
     "ak_start",
     "ak_wait_all",
     "ak_summary",
+    "ak_next",
 ];
 
 /// The commands of the generated part of a script, each with its arguments (a quoted
@@ -2143,8 +2146,15 @@ fn converging_removes_only_managed_keys_and_devices() {
             }
         }
         let script = deploy_script(&plan).expect("renders");
-        let run =
-            stand_in.run(&script, &[("ANKLUMEC_TEST_STATE", "populated"), ("ANKLUMEC_TEST_LIST", &rows.join("\n"))]);
+        let remote = plan.incus_remote.as_deref().unwrap_or("local");
+        let run = stand_in.run(
+            &script,
+            &[
+                ("ANKLUMEC_TEST_STATE", "populated"),
+                ("ANKLUMEC_TEST_LIST", &rows.join("\n")),
+                ("ANKLUMEC_TEST_REMOTE", remote),
+            ],
+        );
         assert!(run.output.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&run.output.stderr));
         let mut unsets = 0;
         for call in &run.calls {
