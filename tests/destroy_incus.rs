@@ -15,7 +15,7 @@ fn exists(args: &[&str]) -> bool {
 
 /// A deployed world named after `tag` (two domains on zone_base `zone`): admin's
 /// `ctl` and trusted `db` are protected (`ephemeral: false`), `web` uses the profile
-/// `extra` alone, `vault` is protected only by its profile `locked` (its own
+/// `extra` alone, `web` and `db` each have a volume (`data`, `keep`), `vault` is protected only by its profile `locked` (its own
 /// `security.protection.delete`, set by deploy.sh, is unset by hand: instance config
 /// would hide the profile's), and `stray` is an undeclared instance in the trusted
 /// project.
@@ -35,7 +35,8 @@ fn deploy_world(scope: Scope, zone: u32) -> World {
          domains:\n  {admin}:\n    trust_level: admin\n    machines:\n      {tag}-ctl: {{}}\n\
          \x20 {work}:\n    trust_level: trusted\n    ephemeral: true\n    profiles:\n      extra:\n        config: {{limits.memory: 128MiB}}\n\
          \x20     locked:\n        config: {{security.protection.delete: \"true\"}}\n\
-         \x20   machines:\n      {tag}-web:\n        profiles: [default, extra]\n      {tag}-db:\n        ephemeral: false\n\
+         \x20   machines:\n      {tag}-web:\n        profiles: [default, extra]\n        storage_volumes:\n          {tag}-data: {{path: /srv/data}}\n\
+         \x20     {tag}-db:\n        ephemeral: false\n        storage_volumes:\n          {tag}-keep: {{path: /srv/keep}}\n\
          \x20     {tag}-vault:\n        profiles: [default, locked]\n"
     );
     let plan = compile_source("destroy.yml", &text, Options::default()).plan.expect("compiles");
@@ -65,6 +66,9 @@ impl World {
         assert!(self.has_instance(work, "db") && self.has_instance(work, "vault") && self.has_instance(admin, "ctl"));
         assert!(!exists(&["profile", "show", "extra", "--project", work]), "the unused declared profile is removed");
         assert!(exists(&["profile", "show", "locked", "--project", work]), "vault still uses it");
+        assert!(out.contains(&format!("removed   volume {work}/default/{tag}-data")), "{out}");
+        assert!(out.contains(&format!("kept      volume {work}/default/{tag}-keep (still attached")), "{out}");
+        assert!(exists(&["storage", "volume", "show", "default", &format!("{tag}-keep"), "--project", work]));
     }
 
     /// After a forced run: every declared instance is gone; the stray keeps its project
@@ -75,6 +79,11 @@ impl World {
             assert!(!self.has_instance(work, machine), "{machine} is removed when forced\n{out}");
         }
         assert!(!self.has_instance(admin, "ctl"));
+        let keep = format!("{}-keep", self.tag);
+        assert!(
+            !exists(&["storage", "volume", "show", "default", &keep, "--project", work]),
+            "db's volume went with it"
+        );
         assert!(!exists(&["project", "show", admin]), "the emptied project is removed");
         assert!(!exists(&["network", "show", &format!("net-{admin}")]), "its bridge too");
         assert!(self.has_instance(work, "stray"), "undeclared instances are never touched");
@@ -124,6 +133,10 @@ fn runner_destroy_removes_what_is_declared_and_keeps_what_is_protected() {
     assert_eq!(dry.mutating_requests, 0, "a dry run changes nothing:\n{lines}");
     assert!(lines.contains(&format!("removed   instance {work}/{tag}-vault")), "{lines}");
     assert!(lines.contains(&format!("removed   profile {work}/extra")), "predicted: only web used it\n{lines}");
+    assert!(
+        lines.contains(&format!("removed   volume {work}/default/{tag}-keep")),
+        "predicted: db goes first\n{lines}"
+    );
     assert!(lines.contains(&format!("removed   project {admin}")), "{lines}");
     assert!(lines.contains(&format!("kept      project {work} (not empty")), "the stray stays\n{lines}");
     assert!(lines.contains(&format!("would run: DELETE /1.0/instances/{tag}-web?project={work}")), "{lines}");
