@@ -10,7 +10,8 @@
 //! via `processes` and, with `security.agent.metrics=false`, via the exec probe; waits
 //! that time out fail with their step, infra.yml line and hints; a failure in one
 //! domain does not stop another; a converged fake gets zero mutating requests; a dry
-//! run sends none; an interrupt stops launching steps and lets the running one finish.
+//! run sends none; an interrupt stops launching steps and lets the running one finish;
+//! `anklumec destroy` reports a failed removal and keeps what it still uses.
 //!
 //! benches/runner.rs reuses the fake (`#[path]`), hence the `pub` items.
 
@@ -66,6 +67,8 @@ pub struct Behaviour {
     pub op_time: Duration,
     /// Set when the first instance creation arrives (a Ctrl-C at that moment).
     pub interrupt_on_create: Option<Arc<AtomicBool>>,
+    /// Instance names whose deletion operation fails (changeable while the fake runs).
+    pub fail_delete: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Default for Behaviour {
@@ -78,6 +81,7 @@ impl Default for Behaviour {
             fail_project: BTreeSet::new(),
             op_time: Duration::from_millis(20),
             interrupt_on_create: None,
+            fail_delete: Arc::new(Mutex::new(BTreeSet::new())),
         }
     }
 }
@@ -419,6 +423,18 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
             }
             None => error(404, "Instance not found"),
         },
+        ("PUT", ["1.0", "instances", name, "state"]) if body["action"] == "stop" => {
+            match world.instances.get_mut(&(project.clone(), name.to_string())) {
+                Some(instance) if instance.started_at.is_none() => error(400, "The instance is already stopped"),
+                Some(instance) => {
+                    instance.started_at = None;
+                    instance.seen_running = None;
+                    let after = behaviour.op_time;
+                    operation(&mut world, after, Ok(json!({})))
+                }
+                None => error(404, "Instance not found"),
+            }
+        }
         ("PUT", ["1.0", "instances", name, "state"]) => {
             match world.instances.get_mut(&(project.clone(), name.to_string())) {
                 Some(instance) if instance.started_at.is_some() => error(400, "The instance is already running"),
@@ -458,10 +474,134 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
                 None => error(404, "Instance not found"),
             }
         }
+        ("GET", ["1.0", "instances", name]) => match world.instances.get(&(project.clone(), name.to_string())) {
+            Some(instance) => {
+                let mut body = instance.body.clone();
+                body["status"] = json!(status_of(instance, behaviour, Instant::now()));
+                body["expanded_config"] = body["config"].clone();
+                sync(body)
+            }
+            None => error(404, "Instance not found"),
+        },
+        ("PATCH", ["1.0", "instances", name]) => match world.instances.get_mut(&(project.clone(), name.to_string())) {
+            Some(instance) => {
+                for (key, value) in body["config"].as_object().into_iter().flatten() {
+                    instance.body["config"][key] = value.clone();
+                }
+                sync(json!({}))
+            }
+            None => error(404, "Instance not found"),
+        },
+        ("DELETE", ["1.0", "instances", name]) => {
+            let key = (project.clone(), name.to_string());
+            let failing = behaviour.fail_delete.lock().is_ok_and(|names| names.contains(*name));
+            match world.instances.get(&key) {
+                None => error(404, "Instance not found"),
+                Some(i) if i.body["config"]["security.protection.delete"] == "true" => {
+                    error(400, "Instance is protected")
+                }
+                Some(i) if i.started_at.is_some() => error(400, "Instance is running"),
+                Some(_) if failing => {
+                    let after = behaviour.op_time;
+                    operation(&mut world, after, Err(format!("Failed deleting instance {name}: simulated failure")))
+                }
+                Some(_) => {
+                    world.instances.remove(&key);
+                    let after = behaviour.op_time;
+                    operation(&mut world, after, Ok(json!({})))
+                }
+            }
+        }
+        ("GET", ["1.0", "projects", name]) => match world.projects.get(*name) {
+            Some(found) => {
+                let mut body = found.clone();
+                body["used_by"] = json!(project_users(&world, name));
+                sync(body)
+            }
+            None => error(404, "Project not found"),
+        },
+        ("DELETE", ["1.0", "projects", name]) => {
+            let users = project_users(&world, name);
+            if !world.projects.contains_key(*name) {
+                error(404, "Project not found")
+            } else if users.iter().any(|user| user != &format!("/1.0/profiles/default?project={name}")) {
+                error(400, "Only empty projects can be removed")
+            } else {
+                world.projects.remove(*name);
+                world.profiles.retain(|(p, _), _| p != name);
+                sync(json!({}))
+            }
+        }
+        ("DELETE", ["1.0", "profiles", name]) => {
+            let key = (project.clone(), name.to_string());
+            if !world.profiles.contains_key(&key) {
+                error(404, "Profile not found")
+            } else if !profile_users(&world, &project, name).is_empty() {
+                error(400, "The profile is currently in use")
+            } else {
+                world.profiles.remove(&key);
+                sync(json!({}))
+            }
+        }
+        ("GET", ["1.0", "networks", name]) => match world.networks.get(*name) {
+            Some(found) => {
+                let mut body = found.clone();
+                body["managed"] = json!(true);
+                body["used_by"] = json!(network_users(&world, name));
+                sync(body)
+            }
+            None => error(404, "Network not found"),
+        },
+        ("DELETE", ["1.0", "networks", name]) => {
+            if !world.networks.contains_key(*name) {
+                error(404, "Network not found")
+            } else if !network_users(&world, name).is_empty() {
+                error(400, "The network is currently in use")
+            } else {
+                world.networks.remove(*name);
+                sync(json!({}))
+            }
+        }
         _ => error(404, &format!("not found: {method} {target}")),
     };
     drop(world);
     respond(&stream, status, &envelope, false);
+}
+
+/// What a project holds, as Incus's `used_by` names it.
+fn project_users(world: &World, project: &str) -> Vec<String> {
+    let instances = world.instances.keys().filter(|(p, _)| p == project).map(|(_, n)| format!("/1.0/instances/{n}"));
+    let profiles = world.profiles.keys().filter(|(p, _)| p == project).map(|(_, n)| format!("/1.0/profiles/{n}"));
+    instances.chain(profiles).map(|path| format!("{path}?project={project}")).collect()
+}
+
+/// The instances of `project` that use the profile `name`.
+fn profile_users(world: &World, project: &str, name: &str) -> Vec<String> {
+    world
+        .instances
+        .iter()
+        .filter(|((p, _), i)| {
+            p == project && i.body["profiles"].as_array().is_some_and(|l| l.iter().any(|x| x == name))
+        })
+        .map(|((p, n), _)| format!("/1.0/instances/{n}?project={p}"))
+        .collect()
+}
+
+/// The profiles and instances with a device on the network `name`.
+fn network_users(world: &World, name: &str) -> Vec<String> {
+    let on_network =
+        |devices: &Value| devices.as_object().into_iter().flatten().any(|(_, device)| device["network"] == name);
+    let profiles = world
+        .profiles
+        .iter()
+        .filter(|(_, profile)| on_network(&profile["devices"]))
+        .map(|((p, n), _)| format!("/1.0/profiles/{n}?project={p}"));
+    let instances = world
+        .instances
+        .iter()
+        .filter(|(_, i)| on_network(&i.body["devices"]))
+        .map(|((p, n), _)| format!("/1.0/instances/{n}?project={p}"));
+    profiles.chain(instances).collect()
 }
 
 fn status_of(instance: &Instance, behaviour: &Behaviour, now: Instant) -> &'static str {
@@ -778,4 +918,63 @@ fn a_remote_image_is_pulled_once_before_the_instances_are_created_in_parallel() 
     let (report, lines) = apply(&fake, &fake2_plan, 4);
     assert!(report.ok(), "{}", lines.join("\n"));
     assert_eq!(fake.requests().iter().filter(|r| r.method == "POST" && r.path == "/1.0/images").count(), 1);
+}
+
+/// `anklumec destroy` on the fake: a removal that fails is reported with its step and
+/// origin and keeps what it still uses (its project, its bridge), the other domain goes
+/// entirely; a rerun, once the cause is gone, finishes the job; an interrupt before
+/// the start removes nothing.
+#[test]
+fn destroy_reports_a_failed_removal_keeps_what_it_uses_and_a_rerun_finishes() {
+    use anklumec::run::destroy::{DestroyOptions, destroy};
+    let fail_delete = Arc::new(Mutex::new(BTreeSet::new()));
+    let fake = Fake::start(Behaviour { fail_delete: fail_delete.clone(), ..Behaviour::default() });
+    let plan = compile(
+        &fixture(0, 2, "").replace("      ct01:\n", "  gone:\n    trust_level: admin\n    machines:\n      ct01:\n"),
+    );
+    let (report, lines) = apply(&fake, &plan, 4);
+    assert!(report.ok(), "{}", lines.join("\n"));
+    let options = |interrupted: bool| DestroyOptions {
+        socket: Some(fake.socket.clone()),
+        interrupt: Arc::new(AtomicBool::new(interrupted)),
+        // Every machine of the fixture is protected (`ephemeral` defaults to false).
+        force: true,
+        ..DestroyOptions::default()
+    };
+
+    let capture = Capture::default();
+    let report = destroy(&plan, &options(true), &capture).expect("the run begins");
+    assert!(report.was_interrupted() && report.mutating_requests == 0, "{:?}", capture.lines());
+    assert!(
+        capture.lines().iter().any(|l| l.starts_with("interrupted: 6 resource(s) not reached")),
+        "{:?}",
+        capture.lines()
+    );
+
+    fail_delete.lock().expect("names").insert("ct00".to_string());
+    let capture = Capture::default();
+    let report = destroy(&plan, &options(false), &capture).expect("the run begins");
+    let lines = capture.lines().join("\n");
+    assert!(!report.ok(), "{lines}");
+    let failures = report.failures();
+    assert_eq!(failures.len(), 1, "{lines}");
+    let (title, origin, message) = failures[0];
+    assert_eq!(title, "instance other/ct00");
+    assert!(origin.starts_with("infra.yml:") && message.contains("simulated failure"), "{origin}: {message}");
+    assert!(lines.contains("kept      project other (not empty: it still holds 1 "), "{lines}");
+    assert!(lines.contains("kept      network net-other (still in use)"), "{lines}");
+    for gone in ["removed   instance gone/ct01", "removed   project gone", "removed   network net-gone"] {
+        assert!(lines.contains(gone), "{gone}\n{lines}");
+    }
+    assert!(lines.contains("failed other/ct00") || lines.contains("  failed instance other/ct00"), "{lines}");
+
+    fail_delete.lock().expect("names").clear();
+    let capture = Capture::default();
+    let report = destroy(&plan, &options(false), &capture).expect("the run begins");
+    let lines = capture.lines().join("\n");
+    assert!(report.ok(), "{lines}");
+    assert_eq!((report.removed(), report.kept().len()), (3, 0), "ct00, project other, net-other\n{lines}");
+    let world = fake.world.0.lock().expect("fake state");
+    assert!(world.instances.is_empty() && world.networks.is_empty(), "everything declared is gone");
+    assert_eq!(world.projects.keys().collect::<Vec<_>>(), ["default"]);
 }
