@@ -224,6 +224,17 @@ const CONFIG_KEYS: &[&str] = &[
     "image.os",
     "nvidia.runtime",
     "security.protection.delete",
+    "security.syscalls.allow",
+    "security.syscalls.deny",
+    "security.syscalls.deny_default",
+    "security.syscalls.blacklist",
+    "security.syscalls.whitelist",
+    "volatile.eth0.hwaddr",
+    "volatile.a.b.hwaddr",
+    "volatile.last_state.ready",
+    "volatile.eth0.last_state.ip_addresses",
+    "volatile.cloud-init.instance-id",
+    "cloud-init.network-config",
 ];
 const CONFIG_VALUES: &[&str] = &[
     "1",
@@ -245,6 +256,17 @@ const CONFIG_VALUES: &[&str] = &[
     "-1",
     "é",
     "$(id)",
+    "6c2e8b8c-4b3f-4b3a-9e6a-0c7a2f0b1c2d",
+    "{6c2e8b8c-4b3f-4b3a-9e6a-0c7a2f0b1c2d}",
+    "10.0.0.1, fd00::1",
+    "10.0.0.1,",
+    "{a: 1}}",
+    "{a: 1} x",
+    "{a: [1, {b: 2}\n",
+    "[1]: 2",
+    "{\"a\": '}'} ] # c",
+    "a\u{7}b",
+    "\u{1b}[31m",
 ];
 const DEVICE_TYPES: &[&str] =
     &["disk", "nic", "proxy", "gpu", "unix-char", "unix-block", "unix-hotplug", "usb", "pci", "tpm", "none", "bogus"];
@@ -2195,5 +2217,36 @@ fn converging_removes_only_managed_keys_and_devices() {
         }
         assert!(unsets > 0, "{}: the stale managed key was not removed", path.display());
         assert!(stand_in.stray_files().is_empty());
+    }
+}
+
+proptest! {
+    #![proptest_config(proptest_config(256))]
+
+    /// The value checks added for Incus's own rules (YAML documents Incus reads only in
+    /// part, UUIDs, address lists, key combinations) never panic, whatever the value,
+    /// and every label stays inside the text.
+    #[test]
+    fn value_rules_take_any_value(
+        key in pick(&[
+            "cloud-init.network-config",
+            "volatile.uuid",
+            "volatile.eth0.last_state.ip_addresses",
+            "volatile.last_state.ready",
+            "security.syscalls.deny_default",
+        ]),
+        value in prop_oneof![
+            "[-{}\\[\\]:,#'\" \n\tax?@%*&!|>]{0,24}",
+            "\\PC{0,12}",
+            "[0-9a-fA-F:.,{}() -]{0,48}",
+        ],
+        with_allow in any::<bool>(),
+    ) {
+        let allow = if with_allow { "          security.syscalls.allow: mount\n" } else { "" };
+        let text = format!(
+            "project_name: p\nglobal:\n  addressing: {{base_octet: 10, zone_base: 100}}\n  default_os_image: tiny\ndomains:\n  work:\n    machines:\n      web:\n        config:\n{allow}          {key}: {}\n",
+            yaml_double(&value)
+        );
+        check_pipeline(&text);
     }
 }
