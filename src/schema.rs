@@ -941,7 +941,7 @@ fn settable_keys(owner: Owner) -> impl Iterator<Item = &'static KeyInfo> {
     config_keys::instance_keys().iter().filter(move |info| match info.settable {
         Settable::Anywhere => true,
         Settable::InstanceOnly => owner == Owner::Machine,
-        Settable::Never => false,
+        Settable::IncusState => false,
     })
 }
 

@@ -378,3 +378,48 @@ fn no_prefix_of_any_err_fixture_panics() {
     });
     assert!(failures.is_empty(), "{} truncated fixtures failed:\n{}", failures.len(), failures.join("\n"));
 }
+
+// ----- long lines ---------------------------------------------------------------------
+
+/// A whole infra.yml on one line of about 1 MB, with a typo near its start and one
+/// near its end, in a line full of accents (columns count characters).
+fn one_line_infra() -> String {
+    let filler: String = (0..70_000).map(|i| format!("clé{i}: «é», ")).collect();
+    format!(
+        "{{project_name: démo, x: {{{filler}end: 1}}, global: {{default_os_image: tiny, addressing: {{base_octet: 10, zone_base: 100}}}}, domains: {{work: {{trust_level: trusted, machines: {{web: {{type: lxc, config: {{limits.memroy: 1GiB}}}}}}}}}}}}\n"
+    )
+}
+
+#[test]
+fn a_long_line_is_shown_as_a_window_around_its_labels() {
+    let text = one_line_infra();
+    assert!(text.len() > 1_000_000);
+    let compilation = compile_source("one-line.yml", &text, Options::default());
+    let rendered = render::to_text(&compilation.sources, &compilation.diagnostics, false);
+    assert!(rendered.len() < 2_000, "the whole line was printed: {} bytes", rendered.len());
+    // The header keeps the original line and column (in characters).
+    let typo = text.find("limits.memroy").expect("typo");
+    let column = text[..typo].chars().count() + 1;
+    assert!(rendered.contains(&format!("one-line.yml:1:{column}")), "{rendered}");
+    let unknown = text.find(" x: ").expect("x") + 1;
+    assert!(rendered.contains(&format!("one-line.yml:1:{}", text[..unknown].chars().count() + 1)), "{rendered}");
+    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("long_line", rendered);
+    });
+    // JSON keeps exact positions.
+    let json = json_lines(&compilation);
+    assert!(json.iter().any(|d| d["column"] == serde_json::json!(column)), "{json:?}");
+}
+
+#[test]
+fn a_label_over_a_whole_long_line_is_cut() {
+    // `project_name` is a 300 kB flow mapping on one line: E0003 labels all of it.
+    let big: String = (0..30_000).map(|i| format!("k{i}: v, ")).collect();
+    let text = format!("global: {{}}\ndomains: {{}}\nproject_name: {{{big}z: 1}}\n");
+    let compilation = compile_source("big.yml", &text, Options::default());
+    assert!(compilation.diagnostics.iter().any(|d| d.code.id == "E0003"));
+    let rendered = render::to_text(&compilation.sources, &compilation.diagnostics, false);
+    assert!(rendered.contains("big.yml:3:15"), "{rendered}");
+    assert!(rendered.contains('…'), "{rendered}");
+    assert!(rendered.lines().all(|line| line.chars().count() < 600), "{rendered}");
+}

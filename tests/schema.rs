@@ -283,7 +283,7 @@ fn config_maps_hold_incus_options_with_their_descriptions() {
             let settable = match info.settable {
                 Settable::Anywhere => true,
                 Settable::InstanceOnly => owner == "machine",
-                Settable::Never => false,
+                Settable::IncusState => false,
             };
             let found = if info.is_pattern {
                 patterns.values().find(|p| {

@@ -125,14 +125,28 @@ fn run_with_stand_in_at(
     (output, calls)
 }
 
+/// Compile `text` (warnings allowed), run its deploy.sh with bash against the recording
+/// stand-in, and return the argv of every incus call and the script's standard output.
+fn run_recorded(text: &str) -> (Vec<Vec<String>>, String) {
+    let compilation = compile_source("hostile.yml", text, Options::default());
+    let errors: Vec<&str> = compilation.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.code.id).collect();
+    let plan = compilation.plan.unwrap_or_else(|| panic!("does not compile: {errors:?}"));
+    let (output, calls) = run_with_stand_in(&deploy_script(&plan).expect("renders"), &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    (calls, String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Whether one call holds every one of `needle`'s arguments.
+fn has(calls: &[Vec<String>], needle: &[&str]) -> bool {
+    calls.iter().any(|call| needle.iter().all(|n| call.iter().any(|arg| arg == n)))
+}
+
 #[test]
 fn hostile_values_reach_incus_as_exact_literals() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ok/own__hostile-strings.yml");
     let text = std::fs::read_to_string(path).expect("fixture");
-    let plan = compile_source("hostile.yml", &text, Options::default()).plan.expect("compiles");
-    let (output, calls) = run_with_stand_in(&deploy_script(&plan).expect("renders"), &[]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let has = |needle: &[&str]| calls.iter().any(|call| needle.iter().all(|n| call.iter().any(|arg| arg == n)));
+    let (calls, stdout) = run_recorded(&text);
+    let has = |needle: &[&str]| has(&calls, needle);
 
     let domain_description = "it's \"quoted\" $HOME `uname` \\ back\tslash; | & > < * ? [a] {b,c} ~ ! # %";
     assert!(has(&["project", "set", "odd", &format!("description={domain_description}")]), "{calls:#?}");
@@ -145,7 +159,6 @@ fn hostile_values_reach_incus_as_exact_literals() {
     );
     // The project name holds `; echo pwned` and `$(...)`: had it escaped its comment or
     // quotes, bash would have printed it as a line of its own.
-    let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!stdout.lines().any(|line| line.trim() == "pwned"), "{stdout}");
     assert!(stdout.contains("1 created") || stdout.contains("created"), "{stdout}");
 }
@@ -224,4 +237,27 @@ fn deploy_sh_ends_with_the_provisioning_commands_and_they_work() {
     let (output, _) = run_with_stand_in_at(dir.path(), &script, &[env[0], ("DRY_RUN", "1")]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success() && !stdout.contains("next: "), "{stdout}");
+}
+
+/// Control characters other than NUL are warnings (W0009), so they reach deploy.sh:
+/// each must reach incus as the exact character, in values, descriptions and the
+/// header comment, and none may end a comment or a quoted word.
+#[test]
+fn control_characters_reach_incus_as_exact_literals() {
+    let text = "project_name: \"ctl\\r\\u0085\\n echo pwned\\u001b[2K\"\nglobal:\n  addressing:\n    base_octet: 10\n    zone_base: 100\n  default_os_image: \"local:tiny\"\ndomains:\n  odd:\n    trust_level: trusted\n    description: \"bell\\a; echo pwned\\r\"\n    machines:\n      odd-1:\n        description: \"del\\u007f'\\u009b$(echo pwned)\"\n        config:\n          user.esc: \"\\e[31m'red'\\e[0m\"\n          user.cr: \"a\\rb\\vc\\fd\\u0001\\u001f\"\n          cloud-init.user-data: \"#cloud-config\\u0085\\u2028\\u202e\\n\"\n";
+    let warnings: Vec<&str> = compile_source("ctl.yml", text, Options::default())
+        .diagnostics
+        .iter()
+        .map(|d| d.code.id)
+        .filter(|code| *code == "W0009")
+        .collect();
+    assert_eq!(warnings.len(), 6, "{warnings:?}");
+    let (calls, stdout) = run_recorded(text);
+    let has = |needle: &[&str]| has(&calls, needle);
+    assert!(has(&["project", "set", "odd", "description=bell\u{7}; echo pwned\r"]), "{calls:#?}");
+    assert!(has(&["config", "set", "odd-1", "description=del\u{7f}'\u{9b}$(echo pwned)"]), "{calls:#?}");
+    assert!(has(&["create", "user.esc=\u{1b}[31m'red'\u{1b}[0m"]), "{calls:#?}");
+    assert!(has(&["create", "user.cr=a\rb\u{b}c\u{c}d\u{1}\u{1f}"]), "{calls:#?}");
+    assert!(has(&["create", "cloud-init.user-data=#cloud-config\u{85}\u{2028}\u{202e}\n"]), "{calls:#?}");
+    assert!(!stdout.lines().any(|line| line.trim() == "pwned"), "{stdout}");
 }

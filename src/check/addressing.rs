@@ -113,7 +113,8 @@ fn check_subnet_ids(infra: &Infra, mode: Option<Mode>, diagnostics: &mut Diagnos
         infra.domains.iter().filter_map(|d| d.subnet_id.as_ref()).map(|id| id.value).collect();
     for domain in &infra.domains {
         let Some(subnet_id) = &domain.subnet_id else {
-            if legacy {
+            // A `subnet_id` of the wrong type is E0003 already: one mistake, one error.
+            if legacy && !domain.subnet_id_written {
                 // Suggest a different free number to each domain that lacks one.
                 let free = (0..=SUBNET_ID_MAX).find(|id| !taken.contains(id)).unwrap_or(0);
                 taken.insert(free);

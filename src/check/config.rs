@@ -1,11 +1,14 @@
 //! Incus configuration keys: every machine's and profile's `config` against Incus
 //! 6.0.4's own table of instance options (`crate::incus::config_keys`).
 //!
-//! - A key Incus does not know, or one users may not set (`volatile.*`; `image.*` in a
-//!   profile), is E0031.
+//! - A key Incus does not know, or one Incus refuses where it is (`volatile.*` and
+//!   `image.*` in a profile), is E0031.
+//! - A `volatile.*` key Incus knows, in a machine's own config, is accepted by Incus and
+//!   almost surely a mistake: W0008 (its value is still checked).
 //! - In a machine's own config, a key of the other instance type is E0032: Incus
 //!   validates an instance's local config against its type.
-//! - A value the server would refuse is E0033 (machines and profiles alike).
+//! - A value the server would refuse is E0033 (machines and profiles alike); a
+//!   cloud-init document the server accepts although cloud-init will not is W0010.
 //! - Incus validates profiles for any type, so a profile may mix container and VM keys;
 //!   a machine that uses such a profile silently does without the keys of the other
 //!   type: W0007 on the machine's profile reference.
@@ -35,7 +38,10 @@ pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
             for entry in &machine.config {
                 let Some(info) = known_key(entry, Owner::Machine, diagnostics) else { continue };
                 if info.applies.includes(machine.kind()) {
-                    check_value(entry, info, diagnostics);
+                    let valid = check_value(entry, info, diagnostics);
+                    if valid && info.settable == Settable::IncusState {
+                        diagnostics.push(volatile_key(entry));
+                    }
                 } else {
                     diagnostics.push(wrong_type(machine, entry, info));
                 }
@@ -75,12 +81,13 @@ fn known_key(entry: &ConfigEntry, owner: Owner, diagnostics: &mut Diagnostics) -
     }
     let info = config_keys::instance_key(&key.value);
     let diagnostic = match info.map(|info| info.settable) {
-        Some(Settable::Never) => Diagnostic::new(
+        Some(Settable::IncusState) if owner == Owner::Profile => Diagnostic::new(
             codes::UNKNOWN_CONFIG_KEY,
             key.span,
-            format!("`{shown}` cannot be set"),
+            format!("`{shown}` cannot be set in a profile"),
             "`volatile.*` keys hold Incus's own state of an instance",
         )
+        .with_note("Incus refuses it: `Volatile keys can only be set on instances`")
         .with_help("Remove the key: Incus sets and updates `volatile.*` keys itself."),
         Some(Settable::InstanceOnly) if owner == Owner::Profile => Diagnostic::new(
             codes::UNKNOWN_CONFIG_KEY,
@@ -91,6 +98,14 @@ fn known_key(entry: &ConfigEntry, owner: Owner, diagnostics: &mut Diagnostics) -
         .with_note("Incus refuses it: `Image keys can only be set on instances`")
         .with_help("Move the key to the `config` of the machines that need it."),
         Some(_) => return info,
+        None if key.value.starts_with("volatile.") => Diagnostic::new(
+            codes::UNKNOWN_CONFIG_KEY,
+            key.span,
+            format!("unknown configuration key `{shown}`"),
+            format!("not a `volatile.*` key of Incus {}", config_keys::INCUS_VERSION),
+        )
+        .with_note(format!("Incus would refuse it: `Unknown configuration key: {shown}`"))
+        .with_help("Remove the key: `volatile.*` keys hold Incus's own state, which Incus sets itself."),
         None => {
             let diagnostic = Diagnostic::new(
                 codes::UNKNOWN_CONFIG_KEY,
@@ -168,12 +183,43 @@ fn wrong_type(machine: &Machine, entry: &ConfigEntry, info: &KeyInfo) -> Diagnos
     ))
 }
 
+/// W0008: a `volatile.*` key Incus accepts in a machine's own config.
+fn volatile_key(entry: &ConfigEntry) -> Diagnostic {
+    let key = printable(&entry.key.value);
+    let instead = if key.ends_with(".hwaddr") {
+        "Remove the key; to fix a MAC address, set `hwaddr` on the nic device instead."
+    } else if key.contains("idmap") {
+        "Remove the key; to choose an ID map, use `security.idmap.*` or `raw.idmap` instead."
+    } else {
+        "Remove the key and let Incus manage it."
+    };
+    Diagnostic::new(
+        codes::VOLATILE_KEY,
+        entry.key.span,
+        format!("`{key}` is Incus's own state of the instance"),
+        "Incus accepts this key, but sets and rewrites it itself",
+    )
+    .with_note("a value set here can be replaced at the next start, clash with another instance, or break this one; `anklumec diff` ignores it")
+    .with_help(instead)
+}
+
 // ---------------------------------------------------------------------------------
 // Values
 
-fn check_value(entry: &ConfigEntry, info: &KeyInfo, diagnostics: &mut Diagnostics) {
+/// Report what is wrong with the value; whether the server accepts it.
+fn check_value(entry: &ConfigEntry, info: &KeyInfo, diagnostics: &mut Diagnostics) -> bool {
     let value = &entry.value;
-    let Err(error) = validate(info.format, &value.value) else { return };
+    let error = match validate(info.format, &value.value) {
+        Ok(()) => {
+            if info.format == Format::Yaml
+                && let Some(tail) = yaml_ignored_tail(&value.value)
+            {
+                diagnostics.push(cloud_init_tail(entry, tail));
+            }
+            return true;
+        }
+        Err(error) => error,
+    };
     let key = printable(&entry.key.value);
     let mut diagnostic = Diagnostic::new(
         codes::INVALID_CONFIG_VALUE,
@@ -185,13 +231,31 @@ fn check_value(entry: &ConfigEntry, info: &KeyInfo, diagnostics: &mut Diagnostic
         diagnostic = diagnostic.with_label(value.span, format!("the value of `{key}`"));
     }
     diagnostics.push(diagnostic.with_help(value_help(info.format, &value.value)));
+    false
+}
+
+/// W0010: text after the first node of a cloud-init document, which Incus ignores.
+fn cloud_init_tail(entry: &ConfigEntry, tail: ValueError) -> Diagnostic {
+    let value = &entry.value;
+    let key = printable(&entry.key.value);
+    Diagnostic::new(
+        codes::CLOUD_INIT_YAML,
+        tail.span_in(value.span, &value.value),
+        format!("`{key}` holds text after its YAML mapping"),
+        tail.message,
+    )
+    .with_label(value.span, format!("the value of `{key}`"))
+    .with_note("Incus ignores what follows the first node and accepts the value; cloud-init reads the whole document and will probably refuse it")
+    .with_help("Remove the text after the mapping, or make the whole value one YAML mapping.")
 }
 
 /// What to write instead, for the help line.
 fn value_help(format: Format, value: &str) -> String {
     match format {
         Format::Any => "Incus refuses this value.".to_string(),
-        Format::Bool => "Write `\"true\"` or `\"false\"`.".to_string(),
+        Format::Bool | Format::RequiredBool => "Write `\"true\"` or `\"false\"`.".to_string(),
+        Format::Uuid => "Write a UUID, such as `\"6c2e8b8c-4b3f-4b3a-9e6a-0c7a2f0b1c2d\"`.".to_string(),
+        Format::IpList => "Write IP addresses separated by commas, such as `\"10.0.0.1,fd00::1\"`.".to_string(),
         Format::Int64 => "Write a whole number, such as `\"10\"`.".to_string(),
         Format::Uint32 => "Write a whole number from 0 to 4294967295, without a sign.".to_string(),
         Format::Priority => "Write a priority from 0 to 10.".to_string(),
@@ -234,13 +298,22 @@ fn value_help(format: Format, value: &str) -> String {
 /// Whether the 6.0.4 server accepts `value` for a key of `format`; the error locates
 /// the problem inside the value.
 pub fn validate(format: Format, value: &str) -> Result<(), ValueError> {
-    // Every instance option is `validate.Optional`: empty means unset.
+    // Every instance option but two `volatile.*` keys is `validate.Optional`: empty
+    // means unset.
     if value.is_empty() {
-        return Ok(());
+        return match format {
+            Format::RequiredBool => Err(whole(value, "expected `true` or `false`, found nothing")),
+            Format::IpList => Err(whole(value, "expected IP addresses, found nothing")),
+            _ => Ok(()),
+        };
     }
     match format {
         Format::Any => Ok(()),
-        Format::Bool => is_bool(value).then_some(()).ok_or_else(|| whole(value, "expected `true` or `false`")),
+        Format::Bool | Format::RequiredBool => {
+            is_bool(value).then_some(()).ok_or_else(|| whole(value, "expected `true` or `false`"))
+        }
+        Format::Uuid => uuid(value),
+        Format::IpList => ip_list(value),
         Format::Int64 => int64(value).map(drop),
         Format::Uint32 => uint32(value),
         Format::Priority => match int64(value)? {
@@ -289,6 +362,44 @@ fn part(offset: usize, text: &str, message: impl Into<String>) -> ValueError {
 /// Incus `validate.IsBool`.
 fn is_bool(value: &str) -> bool {
     ["true", "false", "yes", "no", "on", "off", "1", "0"].iter().any(|word| word.eq_ignore_ascii_case(value))
+}
+
+/// Incus `validate.IsUUID`, that is Go's `uuid.Parse`: 36 characters with dashes at 8,
+/// 13, 18 and 23 and hex digits elsewhere; that form after `urn:uuid:` (any case) or
+/// between any two characters; or 32 hex digits.
+fn uuid(value: &str) -> Result<(), ValueError> {
+    fn dashed(text: &[u8]) -> bool {
+        text.len() >= 36
+            && text[..36].iter().enumerate().all(|(at, b)| match at {
+                8 | 13 | 18 | 23 => *b == b'-',
+                _ => b.is_ascii_hexdigit(),
+            })
+    }
+    let bytes = value.as_bytes();
+    let valid = match bytes.len() {
+        36 => dashed(bytes),
+        38 => dashed(&bytes[1..]),
+        45 => bytes[..9].eq_ignore_ascii_case(b"urn:uuid:") && dashed(&bytes[9..]),
+        32 => bytes.iter().all(u8::is_ascii_hexdigit),
+        _ => false,
+    };
+    valid.then_some(()).ok_or_else(|| whole(value, "not a UUID"))
+}
+
+/// Incus `validate.IsListOf(validate.IsNetworkAddress)`: items separated by commas,
+/// each an IPv4 or IPv6 address once surrounding whitespace is trimmed.
+fn ip_list(value: &str) -> Result<(), ValueError> {
+    let mut offset = 0;
+    for item in value.split(',') {
+        if item.trim().is_empty() {
+            return Err(whole(value, "an item of the list is empty"));
+        }
+        if item.trim().parse::<std::net::IpAddr>().is_err() {
+            return Err(part(offset, item, format!("`{}` is not an IP address", printable(item.trim()))));
+        }
+        offset += item.len() + 1;
+    }
+    Ok(())
 }
 
 /// Go's `strconv.ParseInt(value, 10, 64)`: ASCII digits after an optional sign.
@@ -482,18 +593,26 @@ fn expiry(value: &str) -> Result<(), ValueError> {
 }
 
 /// Incus `validate.IsYAML` into a struct: the first document must read as YAML and be
-/// a mapping (or empty).
+/// a mapping (or empty). go-yaml stops after the document's first node, so text after
+/// a root flow mapping is ignored when the next token scans ([`yaml_ignored_tail`]).
 fn yaml_mapping(value: &str) -> Result<(), ValueError> {
+    strict_yaml_mapping(value).or_else(|error| yaml_ignored_tail(value).map_or(Err(error), |_| Ok(())))
+}
+
+/// A YAML mapping (or nothing) as a strict parser reads it: anklumec's, which is also
+/// how cloud-init reads the value. Only the first document counts, as for Incus.
+fn strict_yaml_mapping(value: &str) -> Result<(), ValueError> {
     use crate::syntax::yaml::{self, NodeKind, ScalarValue};
     let mut found = Diagnostics::new();
     let node = yaml::parse(FileId(0), value, &yaml::Limits::default(), &mut found);
     // Incus reads only the first document; anklumec's parser stops at the second.
     let second_document =
         value.match_indices("---").map(|(at, _)| at).find(|at| *at > 0 && value[..*at].ends_with('\n'));
+    let found = found.into_sorted();
     let syntax = found
-        .into_sorted()
-        .into_iter()
-        .find(|d| d.code == codes::YAML_SYNTAX && second_document.is_none_or(|at| d.primary_span().start < at));
+        .iter()
+        .find(|d| d.code == codes::YAML_SYNTAX && second_document.is_none_or(|at| d.primary_span().start < at))
+        .cloned();
     if let Some(error) = syntax {
         let span = error.primary_span();
         let start = span.start.min(value.len());
@@ -510,11 +629,144 @@ fn yaml_mapping(value: &str) -> Result<(), ValueError> {
     }
     let Some(node) = node else { return Ok(()) };
     match &node.kind {
-        NodeKind::Null | NodeKind::Map(_) => Ok(()),
+        NodeKind::Map(entries) => {
+            // Incus decodes the top-level keys into strings: an empty key, a list or a
+            // mapping as a key is refused there (nested ones are never decoded). The
+            // parser drops such a key with a diagnostic; it is top-level when no kept
+            // entry's value holds it.
+            const NOT_A_NAME: [&str; 3] =
+                ["empty mapping key", "a list cannot be a mapping key", "a mapping cannot be a mapping key"];
+            let nested = |at: usize| entries.iter().any(|entry| entry.value.span.range().contains(&at));
+            match found.iter().find(|d| NOT_A_NAME.contains(&d.message.as_str()) && !nested(d.primary_span().start)) {
+                Some(key) => {
+                    let span = key.primary_span();
+                    Err(ValueError {
+                        offset: span.start,
+                        len: span.range().len(),
+                        message: "a top-level key must be a name, not a list, a mapping or nothing".to_string(),
+                    })
+                }
+                None => Ok(()),
+            }
+        }
+        NodeKind::Null => Ok(()),
         NodeKind::Scalar(scalar) if !scalar.quoted && scalar.resolve() == ScalarValue::Null => Ok(()),
         NodeKind::Scalar(_) => Err(whole(value, "expected a YAML mapping, found a scalar")),
         NodeKind::Seq(_) => Err(whole(value, "expected a YAML mapping, found a list")),
     }
+}
+
+/// When `value` is a flow mapping followed by text that Incus's YAML library ignores
+/// (it reads the first node, then scans one more token), where that text is. `None`
+/// when the strict reading accepts the value, or when Incus would refuse it too.
+pub(crate) fn yaml_ignored_tail(value: &str) -> Option<ValueError> {
+    if strict_yaml_mapping(value).is_ok() {
+        return None;
+    }
+    let start = value.len() - value.trim_start_matches([' ', '\n', '\r']).len();
+    if !value[start..].starts_with('{') {
+        return None;
+    }
+    let end = flow_end(value, start)?;
+    strict_yaml_mapping(&value[..end]).ok()?;
+    let at = go_yaml_next_token(value, end)?;
+    let text = value[at..].trim_end();
+    Some(ValueError {
+        offset: at,
+        len: text.len(),
+        message: "Incus ignores this text after the mapping's closing `}`".to_string(),
+    })
+}
+
+/// The end of the flow collection that opens at `start` (after its closing bracket):
+/// brackets are counted outside quoted scalars and comments. The caller checks the
+/// text up to there with the real parser.
+fn flow_end(value: &str, start: usize) -> Option<usize> {
+    let bytes = value.as_bytes();
+    let mut depth = 0usize;
+    let mut at = start;
+    let mut token_start = true;
+    while at < bytes.len() {
+        let byte = bytes[at];
+        match byte {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(at + 1);
+                }
+            }
+            b'"' if token_start => {
+                at += 1;
+                while *bytes.get(at)? != b'"' {
+                    at += if bytes[at] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'\'' if token_start => {
+                at += 1;
+                while bytes.get(at..at + 2) == Some(b"''") || *bytes.get(at)? != b'\'' {
+                    at += if bytes[at] == b'\'' { 2 } else { 1 };
+                }
+            }
+            b'#' if at > 0 && matches!(bytes[at - 1], b' ' | b'\t' | b'\n' | b'\r') => {
+                at += bytes[at..].iter().position(|b| *b == b'\n')?;
+                continue;
+            }
+            _ => {}
+        }
+        token_start = matches!(byte, b' ' | b'\t' | b'\r' | b'\n' | b'{' | b'[' | b',' | b':');
+        at += 1;
+    }
+    None
+}
+
+/// Whether go-yaml scans the token after a root flow mapping that ends at `end`
+/// without an error, and so accepts the value: where that token starts, if there is
+/// one. Checked against incusd 6.0.4 (`tests/differential_incus.rs`): on the same line,
+/// flow indicators, node properties and plain scalars scan (unless a `: ` makes the
+/// scalar a key), block indicators (`- `, `? `, `: `) do not; on a later line, any
+/// token but an unclosed quote, `@`, a backquote or `%`, on a line not indented with a
+/// tab.
+fn go_yaml_next_token(value: &str, end: usize) -> Option<usize> {
+    let bytes = value.as_bytes();
+    let mut at = end;
+    let mut same_line = true;
+    let mut tab_indent = false;
+    loop {
+        match bytes.get(at) {
+            None => return None,
+            Some(b' ') => at += 1,
+            Some(b'\t') => {
+                tab_indent |= !same_line;
+                at += 1;
+            }
+            Some(b'\n' | b'\r') => {
+                same_line = false;
+                tab_indent = false;
+                at += 1;
+            }
+            Some(b'#') => at += bytes[at..].iter().position(|b| matches!(b, b'\n' | b'\r')).unwrap_or(bytes.len() - at),
+            Some(_) => break,
+        }
+    }
+    let rest = &value[at..];
+    let line = rest.split(['\n', '\r']).next().unwrap_or_default();
+    let first = rest.as_bytes()[0];
+    let blank_after = |text: &str| text.len() == 1 || matches!(text.as_bytes()[1], b' ' | b'\t' | b'\n' | b'\r');
+    let refused = match first {
+        _ if tab_indent => true,
+        b'@' | b'`' | b'%' => true,
+        b'"' => !rest[1..].contains('"'),
+        b'\'' => !rest[1..].contains('\''),
+        _ if !same_line => false,
+        b'-' | b'?' | b':' => blank_after(rest),
+        b'}' | b']' | b',' | b'{' | b'[' | b'*' | b'&' | b'!' | b'|' | b'>' => false,
+        _ => {
+            let content = line.split(" #").next().unwrap_or_default();
+            content.contains(": ") || content.contains(":\t") || content.trim_end().ends_with(':')
+        }
+    };
+    (!refused).then_some(at)
 }
 
 /// The lines of `value` with their byte offsets.
@@ -595,7 +847,7 @@ fn raw_idmap(value: &str) -> Result<(), ValueError> {
 
 /// Each declared profile a machine uses, with the span that names it for the machine:
 /// its entry in `profiles`, or the machine's name when it uses `default` implicitly.
-fn used_profiles<'a>(domain: &'a Domain, machine: &Machine) -> Vec<(&'a Profile, Span)> {
+pub(super) fn used_profiles<'a>(domain: &'a Domain, machine: &Machine) -> Vec<(&'a Profile, Span)> {
     match &machine.profiles {
         Some(list) => {
             list.value.iter().filter_map(|name| domain.profile(&name.value).map(|p| (p, name.span))).collect()
@@ -611,7 +863,7 @@ fn check_profiles_reach(domain: &Domain, machine: &Machine, diagnostics: &mut Di
             .config
             .iter()
             .filter_map(|entry| config_keys::instance_key(&entry.key.value).map(|info| (entry, info)))
-            .filter(|(_, info)| info.settable != Settable::Never && !info.applies.includes(kind))
+            .filter(|(_, info)| info.settable != Settable::IncusState && !info.applies.includes(kind))
             .collect();
         let Some((first, _)) = idle.first() else { continue };
         let what = match kind {
@@ -773,7 +1025,7 @@ mod tests {
         for value in ["garbage", "uid 1000-1001 1000", "both 1000 1000 5", "foo 1000 1000", "both  1000 1000"] {
             assert!(!accepts(Format::RawIdmap, value), "{value}");
         }
-        for value in ["version: 2", "", "a: 1\na: 2", "a: 1\n---\nb: [", "~"] {
+        for value in ["version: 2", "", "a: 1\na: 2", "a: 1\n---\nb: [", "~", "a: {[1]: 2}", "~: 1"] {
             assert!(accepts(Format::Yaml, value), "{value}");
         }
         for value in ["garbage: [", "just text", "[1, 2", "a: \"b", "\ta: 1", "- 1"] {
@@ -789,21 +1041,125 @@ mod tests {
         let diagnostics = check_text(&text);
         assert_eq!(
             found(&text, &diagnostics, "E0031"),
-            [
-                "image.os",
-                "volatile.uuid",
-                "limits.memroy",
-                "volatile.eth0.hwaddr",
-                "enviroment.HTTP_PROXY",
-                "bogus.key"
-            ]
+            ["image.os", "volatile.uuid", "limits.memroy", "enviroment.HTTP_PROXY", "bogus.key"]
         );
+        assert_eq!(found(&text, &diagnostics, "W0008"), ["volatile.eth0.hwaddr"]);
+        let in_profile = diagnostics.iter().filter(|d| d.code.id == "E0031").nth(1).expect("volatile");
+        assert_eq!(in_profile.message, "`volatile.uuid` cannot be set in a profile");
         let helps: Vec<Option<&str>> =
             diagnostics.iter().filter(|d| d.code.id == "E0031").map(|d| d.help.as_deref()).collect();
         assert_eq!(helps[2], Some("Did you mean `limits.memory`?"));
-        assert_eq!(helps[4], Some("Did you mean `environment.HTTP_PROXY`?"));
+        assert_eq!(helps[3], Some("Did you mean `environment.HTTP_PROXY`?"));
         let image = diagnostics.iter().find(|d| d.code.id == "E0031").expect("image");
         assert_eq!(image.message, "`image.os` cannot be set in a profile");
+    }
+
+    #[test]
+    fn volatile_keys_as_incus_takes_them() {
+        let text = with_domains(
+            "  work:\n    machines:\n      web:\n        config:\n          volatile.apply_template: create\n          volatile.uuid: abc\n          volatile.eth0.mtu: \"1500\"\n          volatile.a.b.hwaddr: x\n          volatile.last_state.ready: \"\"\n          volatile.eth0.last_state.ip_addresses: \"10.0.0.1, 010.0.0.2\"\n          volatile.apply_nvram: \"true\"\n          volatile.idmap.base: \"0\"\n      vm:\n        type: vm\n        config:\n          volatile.vsock_id: \"5\"\n          volatile.idmap.next: x\n",
+        );
+        let diagnostics = check_text(&text);
+        assert_eq!(
+            found(&text, &diagnostics, "W0008"),
+            ["volatile.apply_template", "volatile.a.b.hwaddr", "volatile.idmap.base", "volatile.vsock_id"]
+        );
+        assert_eq!(found(&text, &diagnostics, "E0031"), ["volatile.eth0.mtu"]);
+        assert_eq!(found(&text, &diagnostics, "E0033"), ["abc", "", " 010.0.0.2"]);
+        assert_eq!(found(&text, &diagnostics, "E0032"), ["volatile.apply_nvram", "volatile.idmap.next"]);
+        let hwaddr = diagnostics.iter().find(|d| d.code.id == "W0008" && d.message.contains("hwaddr")).expect("hwaddr");
+        assert_eq!(
+            hwaddr.help.as_deref(),
+            Some("Remove the key; to fix a MAC address, set `hwaddr` on the nic device instead.")
+        );
+        let mtu = only(&diagnostics, "E0031");
+        assert_eq!(mtu.labels[0].message, "not a `volatile.*` key of Incus 6.0.4");
+    }
+
+    #[test]
+    fn uuids_and_address_lists() {
+        let id = "6c2e8b8c-4b3f-4b3a-9e6a-0c7a2f0b1c2d";
+        for value in [
+            id.to_string(),
+            format!("{{{id}}}"),
+            format!("({id})"),
+            format!("urn:uuid:{id}"),
+            format!("URN:UUID:{id}"),
+            id.replace('-', ""),
+            id.to_uppercase(),
+            String::new(),
+        ] {
+            assert!(accepts(Format::Uuid, &value), "{value}");
+        }
+        for value in [&id[1..], &id.replace("9e6a-", "9e6a+"), &format!("z{}", &id[1..]), &format!("xxxxxxxxx{id}")] {
+            assert!(!accepts(Format::Uuid, value), "{value}");
+        }
+        for value in ["10.0.0.1", "10.0.0.1,fd00::1", "::ffff:1.2.3.4", " 10.0.0.1", "10.0.0.1, 10.0.0.2"] {
+            assert!(accepts(Format::IpList, value), "{value}");
+        }
+        for value in ["", "1.2.3", "10.0.0.1,", "10.0.0.1/24", "fe80::1%eth0", "010.0.0.1"] {
+            assert!(!accepts(Format::IpList, value), "{value}");
+        }
+        assert!(!accepts(Format::RequiredBool, "") && accepts(Format::RequiredBool, "yes"));
+    }
+
+    #[test]
+    fn yaml_incus_ignores_after_a_flow_mapping() {
+        // What incusd 6.0.4 accepts although a strict parser refuses it.
+        for value in [
+            "{a: 1}}",
+            "{a: 1} x",
+            "{a: 1}]",
+            "{a: 1} {b: 2}",
+            "{a: 1}, b",
+            "{a: 1}\nb: 2",
+            "{a: 1}\n}",
+            "{a: 1}}}",
+            "{a: [1, 2]}]",
+            "{a: 1} *y",
+            "{a: 1} [",
+            "{a: 1}\n- x",
+            "{a: 1} &a",
+            "{a: 1} |",
+            "{a: 1}x",
+            "{a: 1}\nx: y: z",
+            "{a: 1}\n? x",
+            "{a: 1}\nb: \"x",
+            "{a: 1}\t}",
+            "{\"a\": \"}\"}}",
+        ] {
+            assert!(accepts(Format::Yaml, value), "{value:?}");
+            assert!(yaml_ignored_tail(value).is_some(), "{value:?}");
+        }
+        // What it refuses.
+        for value in [
+            "{a: 1} \"x",
+            "{a: 1} 'x",
+            "{a: 1} @x",
+            "{a: 1} %x",
+            "{a: 1}\n\tx",
+            "{a: 1} x: 2",
+            "{a: 1} : 2",
+            "{a: 1}:",
+            "[1]: 2",
+            "? [1]\n: 2",
+            ": 1",
+            "b: 3\n{a: 1}: 2",
+            "{a: 1} - x",
+            "{a: 1} ?",
+            "{a: 1}\n\"x",
+            "{a: 1}\n@x",
+            "{a: 1}\n%x",
+            "[1] ]",
+            "{a: [1, 2}",
+            "a: [1]]",
+        ] {
+            assert!(!accepts(Format::Yaml, value), "{value:?}");
+            assert!(yaml_ignored_tail(value).is_none(), "{value:?}");
+        }
+        assert!(yaml_ignored_tail("{a: 1}").is_none(), "nothing to ignore");
+        let tail = yaml_ignored_tail("{a: 1} }  ").expect("tail");
+        assert_eq!((tail.offset, tail.len), (7, 1));
     }
 
     #[test]

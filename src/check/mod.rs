@@ -9,6 +9,7 @@
 
 mod addressing;
 mod config;
+mod conflicts;
 mod devices;
 mod machines;
 mod names;
@@ -25,6 +26,7 @@ pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
     references::check(infra, diagnostics);
     machines::check(infra, diagnostics);
     config::check(infra, diagnostics);
+    conflicts::check(infra, diagnostics);
     devices::check(infra, diagnostics);
     strings::check(infra, diagnostics);
 }

@@ -1,5 +1,7 @@
-//! Control characters: no string that reaches Incus (or the reviewed script) may hold a
-//! NUL byte or a control character other than tab and newline.
+//! Control characters in strings that reach Incus (or the reviewed script): a NUL byte
+//! is an error (E0030: no command line can carry it, and Incus cuts a value at its first
+//! NUL); any other control character but tab and newline is a warning (W0009: Incus
+//! stores it, deploy.sh quotes it, but it is almost surely a mistake).
 //!
 //! Names, image references, addresses, schedules, expiries, policy ends and access
 //! modes are left out: their own checks reject control characters with a more precise
@@ -78,21 +80,24 @@ fn check_devices(devices: &[Device], diagnostics: &mut Diagnostics) {
     }
 }
 
-/// Report the first forbidden character of `text`, if any.
+/// Report the first NUL byte of `text`, else its first other control character.
 fn check_text(text: &Text, what: &str, diagnostics: &mut Diagnostics) {
-    let Some((offset, c)) = text.value.char_indices().find(|(_, c)| is_forbidden_control(*c)) else { return };
-    let message =
-        if c == '\0' { format!("{what} holds a NUL byte") } else { format!("{what} holds a control character") };
-    diagnostics.push(
-        Diagnostic::new(
-            codes::INVALID_VALUE,
-            text.span,
-            message,
-            format!("{} here, character {} of the value", describe_char(c), text.value[..offset].chars().count() + 1),
-        )
-        .with_note("Incus refuses control characters, and they have no place in a reviewed script")
-        .with_help("Remove the character; only tab and newline are allowed."),
-    );
+    let found = text.value.char_indices().find(|(_, c)| *c == '\0');
+    let Some((offset, c)) = found.or_else(|| text.value.char_indices().find(|(_, c)| is_forbidden_control(*c))) else {
+        return;
+    };
+    let label =
+        format!("{} here, character {} of the value", describe_char(c), text.value[..offset].chars().count() + 1);
+    let diagnostic = if c == '\0' {
+        Diagnostic::new(codes::INVALID_VALUE, text.span, format!("{what} holds a NUL byte"), label)
+            .with_note("a command line cannot carry a NUL byte, and Incus cuts a value at its first one")
+            .with_help("Remove the NUL byte.")
+    } else {
+        Diagnostic::new(codes::CONTROL_CHARACTER, text.span, format!("{what} holds a control character"), label)
+            .with_note("Incus accepts it, but a control character is invisible or rewrites what a terminal shows")
+            .with_help("Remove the character, or write it another way; only tab and newline are expected.")
+    };
+    diagnostics.push(diagnostic);
 }
 
 #[cfg(test)]
@@ -100,13 +105,16 @@ mod tests {
     use super::super::test_support::*;
 
     #[test]
-    fn control_characters_are_rejected_everywhere() {
+    fn nul_is_an_error_and_other_control_characters_a_warning() {
         let text = with_domains(
             "  work:\n    description: \"bell\\a\"\n    machines:\n      web:\n        config:\n          user.note: \"nul\\0here\"\n          cloud-init.user-data: \"line\\nline\\tok\"\n        devices:\n          data:\n            type: disk\n            path: \"/da\\x1bta\"\n            source: /srv\n",
         );
         let diagnostics = check_text(&text);
-        assert_eq!(found(&text, &diagnostics, "E0030"), ["\"bell\\a\"", "\"nul\\0here\"", "\"/da\\x1bta\""]);
+        assert_eq!(found(&text, &diagnostics, "E0030"), ["\"nul\\0here\""]);
+        assert_eq!(found(&text, &diagnostics, "W0009"), ["\"bell\\a\"", "\"/da\\x1bta\""]);
         let nul = diagnostics.iter().find(|d| d.message.contains("NUL")).expect("nul");
         assert_eq!(nul.message, "config value holds a NUL byte");
+        let escape = diagnostics.iter().find(|d| d.code.id == "W0009" && d.message.contains("device")).expect("esc");
+        assert_eq!(escape.labels[0].message, "the control character U+001B here, character 4 of the value");
     }
 }

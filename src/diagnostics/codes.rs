@@ -219,18 +219,19 @@ and `-`. The image must not be empty, start with `-` (it would read as an option
 holding only comments, or several documents separated by `---` are rejected.";
 
     INVALID_VALUE = "E0030", Error, "a value is not allowed here",
-"The value cannot be used where it appears: a string with a NUL byte or control
-characters other than tab and newline (Incus refuses a NUL byte everywhere and control
-characters in names, and none of them belongs in a reviewed script), a profile listed
-twice by one machine, a volume whose name clashes with a device of its machine. The
-label explains which.";
+"The value cannot be used where it appears: a string with a NUL byte (a command line
+cannot carry it, and Incus cuts a value at its first NUL byte), a profile listed twice
+by one machine, a volume whose name clashes with a device of its machine. The label
+explains which. (Other control characters are W0009.)";
 
     UNKNOWN_CONFIG_KEY = "E0031", Error, "an Incus configuration key does not exist",
 "The key is not an instance option of Incus 6.0 (anklumec checks against Incus's own
 table of configuration keys). Incus would refuse it when the instance or profile is
 created (`Unknown configuration key`), halfway through the deployment. The help
 suggests the closest valid key. Free-form keys are allowed under `user.*` and
-`environment.*`; `volatile.*` keys belong to Incus and cannot be set.";
+`environment.*`. A `volatile.*` key is E0031 when Incus does not know it, and in a
+profile (`Volatile keys can only be set on instances`); one Incus knows, in a machine's
+own config, is a warning, W0008.";
 
     CONFIG_KEY_WRONG_TYPE = "E0032", Error, "a configuration key does not apply to this instance type",
 "Some Incus options exist only for containers (`security.nesting`, `security.privileged`,
@@ -257,6 +258,28 @@ reported for the types whose option list is known exactly (`disk`, `unix-*`, `us
     UNKNOWN_DEVICE_TYPE = "E0035", Error, "a device type does not exist",
 "Incus device types are `nic`, `disk`, `gpu`, `proxy`, `usb`, `unix-char`, `unix-block`,
 `unix-hotplug`, `infiniband`, `tpm`, `pci` and `none`. The help suggests the closest one.";
+
+    CONFIG_CONFLICT = "E0036", Error, "two configuration keys cannot be set together",
+"Incus checks some keys against each other, in a profile's config and in an instance's
+config merged with its profiles, and refuses the instance or profile when they
+conflict:
+
+- `security.syscalls.allow` (a syscall allow list) cannot be present, even empty,
+  together with `security.syscalls.deny` (even empty), `security.syscalls.deny_default`
+  or `security.syscalls.deny_compat` set to true (`security.syscalls.allow is mutually
+  exclusive with security.syscalls.deny*`). The deprecated names count too.
+- A key and its deprecated name cannot both hold a value: `security.syscalls.allow` and
+  `security.syscalls.whitelist`, `security.syscalls.deny` and
+  `security.syscalls.blacklist`, `..._default` and `..._compat` likewise.
+- `nvidia.runtime` cannot be true in a privileged container (`security.privileged`
+  true): `nvidia.runtime is incompatible with privileged containers`.
+
+The primary label is on one key, the secondary on the other; when a profile brings one
+of them, the label says which.
+
+    config:
+      security.syscalls.allow: \"mount\"
+      security.syscalls.deny: \"kexec_load\"   # error: allow or deny, not both";
 
     UNKNOWN_KEY = "W0001", Warning, "an unknown key is ignored",
 "infra.yml has a key that anklumec (and anklume) does not know. It is ignored, which
@@ -295,6 +318,36 @@ a profile silently does without the setting: a VM-only key like `security.secure
 does nothing for a container. The same holds for a device type the instance cannot have
 (a `pci` device reaching a container through a profile is ignored). The label is on the
 machine's profile reference; the secondary label shows the key or device in the profile.";
+
+    VOLATILE_KEY = "W0008", Warning, "a machine sets a `volatile.*` key",
+"`volatile.*` keys hold Incus's own state of an instance: its UUID, the MAC address and
+host name of each network device, its ID map, its last power state. Incus accepts the
+ones it knows when an instance is created (so anklumec does too), but it sets and
+rewrites them itself: a value from infra.yml can be replaced at the next start, can
+clash with another instance (two instances with one MAC address or UUID), or can break
+the instance (a wrong ID map leaves its files owned by the wrong users). `anklumec diff`
+ignores `volatile.*` keys, and deploy.sh would set the value again whenever the machine
+changes. Use the supported setting instead: a nic's `hwaddr` option for a MAC address,
+`security.idmap.*` or `raw.idmap` for ID maps. (A `volatile.*` key Incus does not know,
+or one in a profile, is E0031; a value it refuses is E0033.)";
+
+    CONTROL_CHARACTER = "W0009", Warning, "a value holds a control character",
+"The string holds a control character other than tab and newline (an escape, a bell, a
+carriage return, a C1 control). Incus stores it as it is, and deploy.sh passes it
+quoted, so nothing breaks on the way; but such characters are almost always a paste
+mistake, they are invisible in a terminal or rewrite what it shows (an escape sequence
+can hide the rest of a line during a review), and they reach the instance's
+configuration and tools that read it. The label gives the character and its position.
+(A NUL byte cannot be passed at all: E0030.)";
+
+    CLOUD_INIT_YAML = "W0010", Warning, "a cloud-init document is malformed after its first node",
+"Incus reads `cloud-init.network-config` with a YAML library that stops after the
+document's first node: text after a closing flow bracket (`{a: 1}}`, `{a: 1} x`, a
+block key after a flow mapping) is ignored, so Incus accepts the value. cloud-init
+reads it with a strict YAML parser and will probably refuse it when the instance
+boots, leaving the instance without the network configuration you meant. The label
+points at the text after the first node; remove it, or write the whole value as one
+mapping.";
 
     NOT_ACTED_ON = "N0001", Note, "a key is accepted but anklumec does not act on it",
 "The key belongs to anklume's schema (or another anklume tool) and is type-checked,

@@ -10,8 +10,110 @@ use codespan_reporting::files::{Error as FilesError, Files};
 use codespan_reporting::term::{self, Config, termcolor};
 use serde::Serialize;
 
-/// codespan's view of our [`SourceMap`].
-struct SourceFiles<'a>(&'a SourceMap);
+/// A line longer than this (in bytes) is shown as a window around its labels.
+const LONG_LINE: usize = 200;
+/// Bytes of context kept on each side of the labels in such a window.
+const CONTEXT: usize = 60;
+/// The most a window shows between its first and last label point; a label that goes
+/// further is cut at the window's end.
+const WINDOW: usize = 200;
+const ELLIPSIS: &str = "…";
+
+/// One line of an [`Excerpt`]: where it is in the original text and in the excerpt,
+/// and, for a long line, the part of it shown.
+struct ExcerptLine {
+    original: std::ops::Range<usize>,
+    start: usize,
+    window: Option<std::ops::Range<usize>>,
+}
+
+/// A file as one diagnostic shows it: the original text, with each long line cut down
+/// to a window (`…` marks what is left out). Headers still give the original line and
+/// column: positions map back to the original text.
+struct Excerpt {
+    text: String,
+    lines: Vec<ExcerptLine>,
+    line_starts: Vec<usize>,
+}
+
+impl Excerpt {
+    /// The excerpt of `file` for labels at `points` (byte offsets in it), or `None` when
+    /// no labelled line is long.
+    fn new(file: &crate::source::SourceFile, points: &[usize]) -> Option<Excerpt> {
+        let text = file.text.as_str();
+        let starts = file.line_starts();
+        let line_of = |at: usize| starts.partition_point(|&start| start <= at).saturating_sub(1);
+        let range_of = |index: usize| starts[index]..starts.get(index + 1).copied().unwrap_or(text.len());
+        let long = |index: usize| range_of(index).len() > LONG_LINE;
+        if !points.iter().any(|&at| long(line_of(at))) {
+            return None;
+        }
+        let mut excerpt =
+            Excerpt { text: String::new(), lines: Vec::with_capacity(starts.len()), line_starts: Vec::new() };
+        for index in 0..starts.len() {
+            let original = range_of(index);
+            let start = excerpt.text.len();
+            excerpt.line_starts.push(start);
+            if original.len() <= LONG_LINE {
+                excerpt.text.push_str(&text[original.clone()]);
+                excerpt.lines.push(ExcerptLine { original, start, window: None });
+                continue;
+            }
+            let content_end = original.start + text[original.clone()].trim_end_matches(['\n', '\r']).len();
+            let on_line: Vec<usize> =
+                points.iter().copied().filter(|at| original.contains(at) || *at == content_end).collect();
+            let (low, high) = match (on_line.iter().min(), on_line.iter().max()) {
+                (Some(&low), Some(&high)) => (low, high.min(low + WINDOW)),
+                _ => (original.start, original.start),
+            };
+            let floor = |at: usize| (0..=at).rev().find(|&at| text.is_char_boundary(at)).unwrap_or(0);
+            let window_start = floor(low.saturating_sub(CONTEXT).max(original.start));
+            let window_end = floor((high + CONTEXT).min(content_end).max(window_start));
+            if window_start > original.start {
+                excerpt.text.push_str(ELLIPSIS);
+            }
+            excerpt.text.push_str(&text[window_start..window_end]);
+            if window_end < content_end {
+                excerpt.text.push_str(ELLIPSIS);
+            }
+            excerpt.text.push_str(&text[content_end..original.end]);
+            excerpt.lines.push(ExcerptLine { original, start, window: Some(window_start..window_end) });
+        }
+        Some(excerpt)
+    }
+
+    /// Where the original byte `at` is in the excerpt (clamped into a line's window).
+    fn map(&self, at: usize) -> usize {
+        let index = self.lines.partition_point(|line| line.original.start <= at).saturating_sub(1);
+        let line = &self.lines[index];
+        match &line.window {
+            None => line.start + (at - line.original.start),
+            Some(window) => {
+                let shown = at.clamp(window.start, window.end);
+                let skipped = if window.start > line.original.start { ELLIPSIS.len() } else { 0 };
+                line.start + skipped + (shown - window.start)
+            }
+        }
+    }
+
+    /// The original byte behind the excerpt's byte `at` on line `index`.
+    fn original(&self, index: usize, at: usize) -> usize {
+        let line = &self.lines[index];
+        match &line.window {
+            None => line.original.start + (at - line.start),
+            Some(window) => {
+                let skipped = if window.start > line.original.start { ELLIPSIS.len() } else { 0 };
+                (window.start + at.saturating_sub(line.start + skipped)).min(window.end)
+            }
+        }
+    }
+}
+
+/// codespan's view of our [`SourceMap`], with the excerpts of one diagnostic.
+struct SourceFiles<'a> {
+    sources: &'a SourceMap,
+    excerpts: Vec<Option<Excerpt>>,
+}
 
 impl<'a> Files<'a> for SourceFiles<'a> {
     type FileId = usize;
@@ -23,36 +125,87 @@ impl<'a> Files<'a> for SourceFiles<'a> {
     }
 
     fn source(&'a self, id: usize) -> Result<&'a str, FilesError> {
-        Ok(&self.file(id)?.text)
+        match self.excerpt(id) {
+            Some(excerpt) => Ok(&excerpt.text),
+            None => Ok(&self.file(id)?.text),
+        }
     }
 
     fn line_index(&'a self, id: usize, byte_index: usize) -> Result<usize, FilesError> {
-        let starts = self.file(id)?.line_starts();
+        let starts = self.starts(id)?;
         Ok(starts.partition_point(|&start| start <= byte_index).saturating_sub(1))
     }
 
     fn line_range(&'a self, id: usize, line_index: usize) -> Result<std::ops::Range<usize>, FilesError> {
-        let file = self.file(id)?;
-        let starts = file.line_starts();
+        let starts = self.starts(id)?;
         let start = *starts
             .get(line_index)
             .ok_or(FilesError::LineTooLarge { given: line_index, max: starts.len().saturating_sub(1) })?;
-        let end = starts.get(line_index + 1).copied().unwrap_or(file.text.len());
+        let end = starts.get(line_index + 1).copied().unwrap_or(self.source(id)?.len());
         Ok(start..end)
+    }
+
+    /// The column in the original line, also where the line is shown cut.
+    fn column_number(&'a self, id: usize, line_index: usize, byte_index: usize) -> Result<usize, FilesError> {
+        let file = self.file(id)?;
+        let (line_start, at) = match self.excerpt(id) {
+            Some(excerpt) if line_index < excerpt.lines.len() => {
+                (excerpt.lines[line_index].original.start, excerpt.original(line_index, byte_index))
+            }
+            _ => (self.line_range(id, line_index)?.start, byte_index),
+        };
+        Ok(file.text.get(line_start..at).map_or(0, |text| text.chars().count()) + 1)
     }
 }
 
 impl<'a> SourceFiles<'a> {
+    /// The view for `diagnostic`: long lines it labels cut to windows.
+    fn for_diagnostic(sources: &'a SourceMap, diagnostic: &Diagnostic) -> SourceFiles<'a> {
+        let excerpts = sources
+            .files()
+            .map(|(file_id, file)| {
+                let id = file_id.0 as usize;
+                let points: Vec<usize> = diagnostic
+                    .labels
+                    .iter()
+                    .filter(|label| label.span.file.0 as usize == id)
+                    .flat_map(|label| [label.span.start, label.span.end])
+                    .collect();
+                if points.is_empty() { None } else { Excerpt::new(file, &points) }
+            })
+            .collect();
+        SourceFiles { sources, excerpts }
+    }
+
+    fn excerpt(&self, id: usize) -> Option<&Excerpt> {
+        self.excerpts.get(id).and_then(Option::as_ref)
+    }
+
+    fn starts(&self, id: usize) -> Result<&[usize], FilesError> {
+        match self.excerpt(id) {
+            Some(excerpt) => Ok(&excerpt.line_starts),
+            None => Ok(self.file(id)?.line_starts()),
+        }
+    }
+
+    /// A byte range of the original file, as this view shows it.
+    fn map(&self, id: usize, range: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        match self.excerpt(id) {
+            Some(excerpt) => excerpt.map(range.start)..excerpt.map(range.end),
+            None => range,
+        }
+    }
+
     fn file(&self, id: usize) -> Result<&'a crate::source::SourceFile, FilesError> {
-        let count = self.0.files().count();
+        let count = self.sources.files().count();
         if id >= count {
             return Err(FilesError::FileMissing);
         }
-        Ok(self.0.get(crate::source::FileId(id as u32)))
+        Ok(self.sources.get(crate::source::FileId(id as u32)))
     }
 }
 
-fn to_codespan(diagnostic: &Diagnostic) -> CsDiagnostic<usize> {
+fn to_codespan(diagnostic: &Diagnostic, files: &SourceFiles<'_>) -> CsDiagnostic<usize> {
     let severity = match diagnostic.severity {
         Severity::Error => CsSeverity::Error,
         Severity::Warning => CsSeverity::Warning,
@@ -63,7 +216,8 @@ fn to_codespan(diagnostic: &Diagnostic) -> CsDiagnostic<usize> {
         .iter()
         .map(|label| {
             let style = if label.primary { LabelStyle::Primary } else { LabelStyle::Secondary };
-            CsLabel::new(style, label.span.file.0 as usize, label.span.range()).with_message(label.message.clone())
+            let id = label.span.file.0 as usize;
+            CsLabel::new(style, id, files.map(id, label.span.range())).with_message(label.message.clone())
         })
         .collect();
     let mut notes = diagnostic.notes.clone();
@@ -77,19 +231,21 @@ fn to_codespan(diagnostic: &Diagnostic) -> CsDiagnostic<usize> {
         .with_notes(notes)
 }
 
-/// Render diagnostics as text; `colour` adds ANSI colours (for a terminal).
+/// Render diagnostics as text; `colour` adds ANSI colours (for a terminal). A long
+/// line is shown as a window around the labels on it.
 pub fn to_text(sources: &SourceMap, diagnostics: &[Diagnostic], colour: bool) -> String {
-    let files = SourceFiles(sources);
     let config = Config::default();
     let mut out = String::new();
     for diagnostic in diagnostics {
+        let files = SourceFiles::for_diagnostic(sources, diagnostic);
+        let codespan = to_codespan(diagnostic, &files);
         let rendered = if colour {
             let mut buffer = termcolor::Buffer::ansi();
-            term::emit_to_write_style(&mut buffer, &config, &files, &to_codespan(diagnostic))
+            term::emit_to_write_style(&mut buffer, &config, &files, &codespan)
                 .map(|()| String::from_utf8_lossy(buffer.as_slice()).into_owned())
         } else {
             let mut text = String::new();
-            term::emit_to_string(&mut text, &config, &files, &to_codespan(diagnostic)).map(|()| text)
+            term::emit_to_string(&mut text, &config, &files, &codespan).map(|()| text)
         };
         match rendered {
             Ok(text) => out.push_str(&text),

@@ -22,11 +22,17 @@
 //! - the JSON's `type` says bool, integer, string or blob; the value format the server
 //!   checks (sizes, CPU sets, priorities, enumerations, cron, ...) is [`Format`].
 //!
+//! - `volatile.*` keys are Incus's own state: the server accepts in an instance's own
+//!   config the ones it knows (and checks some values: a UUID, a boolean, a list of IP
+//!   addresses) and refuses every one in a profile. The table spells one of them
+//!   `volatile.cloud_init.instance-id`; the server knows `volatile.cloud-init.instance-id`.
+//!
 //! Name patterns in the table: `environment.*`, `user.*`, `linux.sysctl.*`,
 //! `smbios11.*` (a trailing `*` matches the rest of the name, even empty, as Incus's
-//! prefix test does), `volatile.<name>.*` (`<name>` is one device name), plus the
-//! additions `limits.kernel.*` (non-empty rest), `image.*` and the catch-all
-//! `volatile.*`. `volatile.*` keys belong to Incus: users never set them.
+//! prefix test does), `volatile.<name>.*` (matched as the server does: any `volatile.`
+//! key that ends with the rest, `.hwaddr` say, whatever comes between), plus the
+//! additions `limits.kernel.*` (non-empty rest) and `image.*`. Any other `volatile.`
+//! key is unknown to the server.
 
 use crate::syntax::ast::InstanceType;
 use serde_json::Value;
@@ -111,8 +117,9 @@ pub enum Settable {
     Anywhere,
     /// In an instance's own config only (`image.*`: Incus refuses it in a profile).
     InstanceOnly,
-    /// Never by users (`volatile.*`: Incus's own state).
-    Never,
+    /// Incus's own state (`volatile.*`): the server takes it in an instance's own
+    /// config and refuses it in a profile; users should leave it to Incus.
+    IncusState,
 }
 
 /// The format the server checks a value against (`internal/instance/config.go` and the
@@ -124,6 +131,15 @@ pub enum Format {
     Any,
     /// `validate.IsBool`: `true`, `false`, `yes`, `no`, `on`, `off`, `1`, `0`, any case.
     Bool,
+    /// `validate.IsBool` without `validate.Optional`: the empty string is refused too.
+    RequiredBool,
+    /// `validate.IsUUID` (Go's `uuid.Parse`): `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, 32
+    /// hex digits, `urn:uuid:` before the first form, or the first form between two
+    /// characters (`{...}`).
+    Uuid,
+    /// `validate.IsListOf(validate.IsNetworkAddress)`: comma-separated IP addresses
+    /// (spaces around each allowed); never empty.
+    IpList,
     /// `validate.IsInt64`: a decimal 64-bit integer, sign allowed.
     Int64,
     /// `validate.IsUint32`: a decimal unsigned 32-bit integer, no sign.
@@ -186,6 +202,10 @@ impl KeyInfo {
     pub fn matches(&self, key: &str) -> bool {
         if !self.is_pattern {
             return self.name == key;
+        }
+        // Incus tests device-scoped volatile keys by their end alone.
+        if let Some(end) = self.name.strip_prefix("volatile.<name>") {
+            return key.starts_with("volatile.") && key.ends_with(end);
         }
         let mut pattern = self.name.split('.');
         let mut parts = key.split('.');
@@ -271,11 +291,29 @@ pub const EXTRA_KEYS: &[(&str, Applies, ValueType, Settable, &str)] = &[
         Settable::Anywhere,
         "Deprecated alias of `security.syscalls.deny_compat`",
     ),
-    ("volatile.*", Applies::Both, ValueType::String, Settable::Never, "Incus's own state of the instance"),
+    (
+        "volatile.cloud-init.instance-id",
+        Applies::Both,
+        ValueType::String,
+        Settable::IncusState,
+        "`instance-id` (UUID) exposed to `cloud-init`",
+    ),
 ];
 
+/// Keys the table documents that the 6.0.4 server does not know (a misspelling).
+pub const REFUSED_KEYS: &[&str] = &["volatile.cloud_init.instance-id"];
+
 /// Keys whose scope the server enforces differently from the table's condition.
-pub const SCOPE_FIXES: &[(&str, Applies)] = &[("smbios11.*", Applies::VirtualMachine)];
+pub const SCOPE_FIXES: &[(&str, Applies)] = &[
+    ("smbios11.*", Applies::VirtualMachine),
+    ("volatile.apply_nvram", Applies::VirtualMachine),
+    ("volatile.vsock_id", Applies::VirtualMachine),
+    ("volatile.vm.definition", Applies::VirtualMachine),
+    ("volatile.idmap.base", Applies::Container),
+    ("volatile.idmap.current", Applies::Container),
+    ("volatile.idmap.next", Applies::Container),
+    ("volatile.last_state.idmap", Applies::Container),
+];
 
 /// Value formats beyond what the table's type says (bool keys are [`Format::Bool`],
 /// integer keys [`Format::Int64`], other keys [`Format::Any`] unless listed).
@@ -304,6 +342,12 @@ pub const FORMATS: &[(&str, Format)] = &[
     ("cloud-init.network-config", Format::Yaml),
     ("raw.lxc", Format::RawLxc),
     ("raw.idmap", Format::RawIdmap),
+    ("volatile.uuid", Format::Uuid),
+    ("volatile.cloud-init.instance-id", Format::Uuid),
+    ("volatile.last_state.ready", Format::RequiredBool),
+    ("volatile.idmap.base", Format::Any),
+    ("volatile.vsock_id", Format::Int64),
+    ("volatile.<name>.last_state.ip_addresses", Format::IpList),
 ];
 
 /// Device types whose option list anklumec knows completely: the table's
@@ -363,13 +407,16 @@ fn load(json: &str) -> Result<Table, String> {
     let mut instance = Vec::new();
     for (group, section) in groups {
         for (name, info) in section_keys(section) {
+            if REFUSED_KEYS.contains(&name) {
+                continue;
+            }
             let value_type = ValueType::parse(info.get("type").and_then(Value::as_str).unwrap_or("string"));
             let condition = text(info, "condition");
             let applies = SCOPE_FIXES
                 .iter()
                 .find(|(key, _)| *key == name)
                 .map_or_else(|| Applies::from_condition(condition.as_deref()), |(_, applies)| *applies);
-            let settable = if name.starts_with("volatile.") { Settable::Never } else { Settable::Anywhere };
+            let settable = if name.starts_with("volatile.") { Settable::IncusState } else { Settable::Anywhere };
             instance.push(KeyInfo {
                 name: name.to_string(),
                 is_pattern: name.contains(['*', '<']),
@@ -431,19 +478,19 @@ fn load(json: &str) -> Result<Table, String> {
     Ok(Table { instance, devices })
 }
 
-/// Every instance option, patterns and `volatile.*` included, in table order.
+/// Every instance option, patterns and `volatile.*` keys included, in table order.
 pub fn instance_keys() -> &'static [KeyInfo] {
     &table().instance
 }
 
-/// The option `name` is: an exact key, else the most specific pattern it matches
-/// (`volatile.*` for any `volatile.` key). `None`: Incus does not know the key.
+/// The option `name` is: an exact key, else the most specific pattern it matches (the
+/// longest literal prefix, then the longest name). `None`: Incus does not know the key.
 pub fn instance_key(name: &str) -> Option<&'static KeyInfo> {
     let keys = instance_keys();
     keys.iter().find(|key| !key.is_pattern && key.name == name).or_else(|| {
         keys.iter()
             .filter(|key| key.is_pattern && key.matches(name))
-            .max_by_key(|key| (key.name != "volatile.*", key.literal_prefix().len()))
+            .max_by_key(|key| (key.literal_prefix().len(), key.name.len()))
     })
 }
 
@@ -451,7 +498,7 @@ pub fn instance_key(name: &str) -> Option<&'static KeyInfo> {
 /// prefix spelled right (`enviroment.PATH` → `environment.PATH`).
 pub fn suggestion(name: &str) -> Option<String> {
     let keys = instance_keys();
-    let settable = || keys.iter().filter(|key| key.settable != Settable::Never);
+    let settable = || keys.iter().filter(|key| key.settable != Settable::IncusState);
     if let Some(exact) =
         crate::syntax::read::closest(name, settable().filter(|key| !key.is_pattern).map(|key| key.name.as_str()))
     {
@@ -490,8 +537,8 @@ mod tests {
     fn the_table_parses_and_holds_every_instance_key() {
         let keys = instance_keys();
         let from_json = keys.iter().filter(|k| k.group != "anklumec").count();
-        assert_eq!(from_json, 128);
-        assert_eq!(keys.len(), 128 + EXTRA_KEYS.len());
+        assert_eq!(from_json, 128 - REFUSED_KEYS.len());
+        assert_eq!(keys.len(), 128 - REFUSED_KEYS.len() + EXTRA_KEYS.len());
         let memory = key("limits.memory");
         assert_eq!(memory.value_type, ValueType::String);
         assert_eq!(memory.applies, Applies::Both);
@@ -505,7 +552,7 @@ mod tests {
     #[test]
     fn every_format_override_names_a_key() {
         for (name, _) in FORMATS {
-            assert!(instance_key(name).is_some_and(|k| !k.is_pattern), "{name}");
+            assert!(instance_keys().iter().any(|k| k.name == *name), "{name}");
         }
         for (name, _) in SCOPE_FIXES {
             assert!(instance_keys().iter().any(|k| k.name == *name), "{name}");
@@ -548,11 +595,21 @@ mod tests {
         assert_eq!(key("image.os").settable, Settable::InstanceOnly);
         assert_eq!(key("volatile.eth0.hwaddr").name, "volatile.<name>.hwaddr");
         assert_eq!(key("volatile.uuid").name, "volatile.uuid");
-        assert_eq!(key("volatile.whatever").name, "volatile.*");
-        assert!(
-            ["volatile.eth0.hwaddr", "volatile.uuid", "volatile.x"].iter().all(|k| key(k).settable == Settable::Never)
-        );
+        assert!(["volatile.eth0.hwaddr", "volatile.uuid"].iter().all(|k| key(k).settable == Settable::IncusState));
+        // As the server tests them: by their end, whatever comes between.
+        assert_eq!(key("volatile.a.b.hwaddr").name, "volatile.<name>.hwaddr");
+        assert_eq!(key("volatile.hwaddr").name, "volatile.<name>.hwaddr");
+        assert_eq!(key("volatile.gpu0.last_state.pci.slot.name").name, "volatile.<name>.last_state.pci.slot.name");
+        assert_eq!(key("volatile.eth0.last_state.ip_addresses").format, Format::IpList);
+        assert_eq!(key("volatile.cloud-init.instance-id").format, Format::Uuid);
+        assert_eq!(key("volatile.apply_nvram").applies, Applies::VirtualMachine);
+        assert_eq!(key("volatile.idmap.next").applies, Applies::Container);
         for unknown in [
+            "volatile.whatever",
+            "volatile.eth0.mtu",
+            "volatile.eth0.hwaddr.x",
+            "volatile.cloud_init.instance-id",
+            "volatile.eth0.last_state.ready",
             "limits.memroy",
             "user",
             "users.x",

@@ -171,6 +171,9 @@ pub struct Domain {
     pub description: Option<Text>,
     pub trust_level: Option<Spanned<TrustLevel>>,
     pub subnet_id: Option<Spanned<i64>>,
+    /// Whether `subnet_id:` is written at all, even with a value the reader refused
+    /// (E0003), so that the checker does not also call it missing.
+    pub subnet_id_written: bool,
     pub ephemeral: Option<Spanned<bool>>,
     pub enabled: Option<Spanned<bool>>,
     /// anklumec extension: overrides `global.nat` for this domain's bridge.

@@ -791,6 +791,7 @@ impl Reader<'_> {
             description: None,
             trust_level: None,
             subnet_id: None,
+            subnet_id_written: false,
             ephemeral: None,
             enabled: None,
             nat: None,
@@ -806,7 +807,10 @@ impl Reader<'_> {
                 "trust_level" => {
                     domain.trust_level = self.keyword(value, key, TrustLevel::KEYWORDS, TrustLevel::from_keyword);
                 }
-                "subnet_id" => domain.subnet_id = self.int(value, &what),
+                "subnet_id" => {
+                    domain.subnet_id = self.int(value, &what);
+                    domain.subnet_id_written = true;
+                }
                 "ephemeral" => domain.ephemeral = self.bool(value, &what),
                 "enabled" => domain.enabled = self.bool(value, &what),
                 "nat" => domain.nat = self.bool(value, &what),

@@ -756,6 +756,18 @@ impl<'a> Builder<'a> {
         {
             diagnostic = diagnostic.with_note("this line is indented with a tab; YAML indentation must use spaces");
         }
+        // The parser stops where it notices the problem, often lines after the bracket
+        // that was never closed: show which one is still open.
+        if let Some(open) = self.stack.iter().rev().find(|frame| frame.flow)
+            && let Some(bracket @ ('[' | '{')) = self.text.get(open.start..).and_then(|rest| rest.chars().next())
+            && open.start < at.start
+        {
+            let closing = if bracket == '[' { ']' } else { '}' };
+            diagnostic = diagnostic.with_label(
+                self.span(open.start, open.start + 1),
+                format!("this `{bracket}` is still open: no `{closing}` before the error"),
+            );
+        }
         self.diagnostics.push(diagnostic);
     }
 
@@ -1584,6 +1596,28 @@ domains:
         assert_eq!(diagnostics.len(), 1);
         let span = diagnostics[0].labels[0].span;
         assert!(span.end <= text.len());
+    }
+
+    #[test]
+    fn the_innermost_open_bracket_is_labelled() {
+        // (text, where the open bracket is, how many labels): at the end of the file the
+        // bracket is the primary label; elsewhere a secondary one, the primary being
+        // where the parser stopped.
+        for (text, bracket, labels) in [
+            ("a: [1, 2", 3, 1),
+            ("a: {b: [1], c: {d: 1\ne: 2\n", 15, 2),
+            ("a: [1, {b: 2}\nc: 3\n", 3, 2),
+            ("list: [x, [y, z]\n", 6, 1),
+        ] {
+            let (_, diagnostics) = read(text);
+            assert_eq!(diagnostics.len(), 1, "{text:?}");
+            let starts: Vec<usize> = diagnostics[0].labels.iter().map(|label| label.span.start).collect();
+            assert!(starts.contains(&bracket), "{text:?}: {:#?}", diagnostics[0]);
+            assert_eq!(starts.len(), labels, "{text:?}");
+        }
+        // A bracket closed before the error is not named.
+        let (_, diagnostics) = read("a: [1, 2]\nb: \"x");
+        assert!(diagnostics[0].labels.iter().all(|label| label.primary));
     }
 
     #[test]
