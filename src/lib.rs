@@ -12,6 +12,7 @@ pub mod emit;
 pub mod incus;
 pub mod lower;
 pub mod plan;
+pub mod rules;
 pub mod run;
 pub mod schema;
 pub mod source;

@@ -32,45 +32,15 @@ use serde_json::{Map, Value, json};
 /// The dialect of the schema.
 pub const DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
 
-/// Ranges the checker enforces on values the reader accepts (E0020, E0025): retries and
-/// delays of the wait loops, `boot_priority`, ports. `tests/schema.rs` compares every
-/// bound with what the compiler says.
-pub const RETRIES: (i64, i64) = (1, 100_000);
-pub const DELAY: (i64, i64) = (0, 3600);
-pub const BOOT_PRIORITY: (i64, i64) = (0, 100);
-pub const PORT: (i64, i64) = (1, 65535);
-/// `weight` is at least 1 (the reader's E0020).
-pub const WEIGHT_MIN: i64 = 1;
-
-/// Incus device types the checker knows (E0035 for any other), with what each is.
-pub const DEVICE_TYPES: &[(&str, &str)] = &[
-    ("nic", "Network interface"),
-    ("disk", "Disk: the root disk, a host path, or a storage volume"),
-    ("gpu", "GPU (`gputype`: `physical`, `mdev`, `mig` or `sriov`)"),
-    ("proxy", "Proxy: forwards a port between the host and the instance (`listen`, `connect`)"),
-    ("usb", "USB device passed through (containers and VMs)"),
-    ("unix-char", "Unix character device (containers only)"),
-    ("unix-block", "Unix block device (containers only)"),
-    ("unix-hotplug", "Unix hotplug device (containers only)"),
-    ("infiniband", "InfiniBand interface"),
-    ("tpm", "Trusted Platform Module"),
-    ("pci", "PCI device passed through (VMs only)"),
-    ("none", "Removes the device of this name inherited from a profile"),
-];
+/// The ranges, name rules and device types the reader and the checker enforce (E0007,
+/// E0020, E0025, E0035), from the one place that states them.
+pub use crate::rules::{
+    BOOT_PRIORITY, DELAY, DEVICE_NAME_PATTERN, DEVICE_TYPES, INSTANCE_NAME_PATTERN, MAX_NAME, PORT, RETRIES,
+    VOLUME_NAME_PATTERN, WEIGHT_MIN,
+};
 
 /// Network policy keys the checker requires (E0004).
 pub const NETWORK_POLICY_REQUIRED_KEYS: &[&str] = &["from", "to"];
-
-/// Domain, machine and profile names (`check::names::name_problem`): lowercase letters,
-/// digits and `-`, not at either end, at most 63 characters, not all digits.
-pub const INSTANCE_NAME_PATTERN: &str = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$";
-/// Device names (and the names of persistent data and shared volumes, which become
-/// devices): 1-63 of `[-a-zA-Z0-9_./:]`, not starting with `.`.
-pub const DEVICE_NAME_PATTERN: &str = "^[-a-zA-Z0-9_/:][-a-zA-Z0-9_./:]*$";
-/// Storage volume names: device names without `/`.
-pub const VOLUME_NAME_PATTERN: &str = "^[-a-zA-Z0-9_:][-a-zA-Z0-9_.:]*$";
-/// The longest name.
-pub const MAX_NAME: u64 = 63;
 
 /// A place of infra.yml with a fixed set of keys: one reader list each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -261,8 +231,8 @@ const fn key(place: Place, name: &'static str, kind: Kind, description: &'static
     Key { place, name, kind, description }
 }
 
-const RETRIES_KIND: Kind = Kind::Integer(Some(RETRIES.0), Some(RETRIES.1));
-const DELAY_KIND: Kind = Kind::Integer(Some(DELAY.0), Some(DELAY.1));
+const RETRIES_KIND: Kind = Kind::Integer(Some(*RETRIES.start()), Some(*RETRIES.end()));
+const DELAY_KIND: Kind = Kind::Integer(Some(*DELAY.start()), Some(*DELAY.end()));
 const ANY_INTEGER: Kind = Kind::Integer(None, None);
 
 /// Every key of every place: (place, key) → shape and description.
@@ -559,7 +529,7 @@ pub const KEYS: &[Key] = &[
     key(
         Place::Machine,
         "boot_priority",
-        Kind::Integer(Some(BOOT_PRIORITY.0), Some(BOOT_PRIORITY.1)),
+        Kind::Integer(Some(*BOOT_PRIORITY.start()), Some(*BOOT_PRIORITY.end())),
         "Start order, from 0 to 100: instances with a higher priority start first (`boot.autostart.priority`).",
     ),
     key(
@@ -783,7 +753,7 @@ fn kind_schema(kind: Kind) -> Map<String, Value> {
             "type": ["string", "array", "null"],
             "pattern": format!("^{}$", regex_escape(read::PORTS_ALL_KEYWORD)),
             "examples": [read::PORTS_ALL_KEYWORD, [80, 443]],
-            "items": { "type": "integer", "minimum": PORT.0, "maximum": PORT.1 },
+            "items": { "type": "integer", "minimum": PORT.start(), "maximum": PORT.end() },
         }),
         Kind::AccessModes => json!({
             "type": ["object", "null"],

@@ -106,7 +106,7 @@ struct Effective<'a> {
 impl<'a> Effective<'a> {
     fn new(device: &'a Device, generated: &[Generated]) -> Option<Effective<'a>> {
         let device_type = device.device_type.as_ref()?;
-        if !super::machines::DEVICE_TYPES.contains(&device_type.value.as_str()) {
+        if !crate::rules::is_device_type(&device_type.value) {
             return None;
         }
         let generated = generated

@@ -4,27 +4,9 @@
 use super::{closest, printable, quoted_list};
 use crate::diagnostics::{Diagnostic, Diagnostics, codes};
 use crate::incus::values;
+use crate::rules::{self, BOOT_PRIORITY, DELAY, RETRIES};
 use crate::source::{Span, Spanned};
 use crate::syntax::ast::{ConfigEntry, Domain, GpuPolicy, Infra, InstanceType, Machine, Profile, TrustLevel};
-
-pub const BOOT_PRIORITY_MAX: i64 = 100;
-pub const RETRIES_MAX: i64 = 100_000;
-pub const DELAY_MAX: i64 = 3600;
-/// Incus device types.
-pub const DEVICE_TYPES: &[&str] = &[
-    "nic",
-    "disk",
-    "gpu",
-    "proxy",
-    "usb",
-    "unix-char",
-    "unix-block",
-    "unix-hotplug",
-    "infiniband",
-    "tpm",
-    "pci",
-    "none",
-];
 
 pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
     check_waits(infra, diagnostics);
@@ -56,16 +38,17 @@ fn out_of_range(value: &Spanned<i64>, what: &str, low: i64, high: i64) -> Diagno
 fn check_waits(infra: &Infra, diagnostics: &mut Diagnostics) {
     let waits = &infra.global.waits;
     let settings = [
-        (&waits.lxc_retries, "incus_instances_lxc_retries", 1, RETRIES_MAX),
-        (&waits.lxc_delay, "incus_instances_lxc_delay", 0, DELAY_MAX),
-        (&waits.vm_retries, "incus_instances_vm_retries", 1, RETRIES_MAX),
-        (&waits.vm_delay, "incus_instances_vm_delay", 0, DELAY_MAX),
-        (&waits.vm_agent_retries, "incus_instances_vm_agent_retries", 1, RETRIES_MAX),
-        (&waits.vm_agent_delay, "incus_instances_vm_agent_delay", 0, DELAY_MAX),
+        (&waits.lxc_retries, "incus_instances_lxc_retries", RETRIES),
+        (&waits.lxc_delay, "incus_instances_lxc_delay", DELAY),
+        (&waits.vm_retries, "incus_instances_vm_retries", RETRIES),
+        (&waits.vm_delay, "incus_instances_vm_delay", DELAY),
+        (&waits.vm_agent_retries, "incus_instances_vm_agent_retries", RETRIES),
+        (&waits.vm_agent_delay, "incus_instances_vm_agent_delay", DELAY),
     ];
-    for (value, name, low, high) in settings {
-        if let Some(value) = value.as_ref().filter(|v| !(low..=high).contains(&v.value)) {
-            let (note, help) = if low == 1 {
+    for (value, name, range) in settings {
+        if let Some(value) = value.as_ref().filter(|v| !range.contains(&v.value)) {
+            let (low, high) = (*range.start(), *range.end());
+            let (note, help) = if range == RETRIES {
                 ("retries is the number of polls", format!("Write a number of polls from {low} to {high}."))
             } else {
                 ("the delay is in seconds between polls", format!("Write a delay from {low} to {high} seconds."))
@@ -79,7 +62,7 @@ fn check_device_types(devices: &[crate::syntax::ast::Device], diagnostics: &mut 
     for device in devices {
         // A device without `type` is reported by the reader (E0028).
         let Some(device_type) = &device.device_type else { continue };
-        if DEVICE_TYPES.contains(&device_type.value.as_str()) {
+        if rules::is_device_type(&device_type.value) {
             continue;
         }
         let diagnostic = Diagnostic::new(
@@ -88,19 +71,23 @@ fn check_device_types(devices: &[crate::syntax::ast::Device], diagnostics: &mut 
             format!("unknown device type `{}`", printable(&device_type.value)),
             format!("device `{}` has no valid type", printable(&device.name.value)),
         );
-        diagnostics.push(match closest(&device_type.value, DEVICE_TYPES.iter().copied()) {
+        diagnostics.push(match closest(&device_type.value, rules::device_type_names()) {
             Some(suggestion) => diagnostic.with_help(format!("Did you mean `{suggestion}`?")),
-            None => diagnostic.with_help(format!("Use one of {}.", quoted_list(DEVICE_TYPES))),
+            None => {
+                let names: Vec<&str> = rules::device_type_names().collect();
+                diagnostic.with_help(format!("Use one of {}.", quoted_list(&names)))
+            }
         });
     }
 }
 
 fn check_boot_and_snapshots(machine: &Machine, diagnostics: &mut Diagnostics) {
-    if let Some(priority) = machine.boot_priority.as_ref().filter(|p| !(0..=BOOT_PRIORITY_MAX).contains(&p.value)) {
+    if let Some(priority) = machine.boot_priority.as_ref().filter(|p| !BOOT_PRIORITY.contains(&p.value)) {
+        let (low, high) = (*BOOT_PRIORITY.start(), *BOOT_PRIORITY.end());
         diagnostics.push(
-            out_of_range(priority, "boot_priority", 0, BOOT_PRIORITY_MAX)
+            out_of_range(priority, "boot_priority", low, high)
                 .with_note("machines with a higher `boot_priority` start first")
-                .with_help(format!("Write a priority from 0 to {BOOT_PRIORITY_MAX}.")),
+                .with_help(format!("Write a priority from {low} to {high}.")),
         );
     }
     if let Some(schedule) = &machine.snapshots_schedule

@@ -7,7 +7,7 @@ use crate::lower::{MAX_BRIDGE_NAME, anklume_bridge_name, bridge_name};
 use crate::syntax::ast::{Device, Infra, Name, Text};
 use std::collections::{HashMap, HashSet};
 
-pub const MAX_NAME: usize = 63;
+pub use crate::rules::MAX_NAME;
 
 pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
     if let Some(remote) = &infra.global.incus_remote {

@@ -5,6 +5,7 @@ use super::names::check_device_name;
 use super::{closest, printable};
 use crate::diagnostics::{Diagnostic, Diagnostics, codes};
 use crate::incus::values;
+use crate::rules::PORT;
 use crate::source::{Span, Spanned};
 use crate::syntax::ast::{Domain, Infra, Machine, Name, Ports, Text};
 use std::collections::HashMap;
@@ -215,7 +216,7 @@ fn check_policies(infra: &Infra, diagnostics: &mut Diagnostics) {
             }
         }
         if let Some(Spanned { value: Ports::List(ports), .. }) = &policy.ports {
-            for port in ports.iter().filter(|p| !(1..=65535).contains(&p.value)) {
+            for port in ports.iter().filter(|p| !PORT.contains(&p.value)) {
                 diagnostics.push(
                     Diagnostic::new(
                         codes::INVALID_PORTS,

@@ -955,11 +955,11 @@ impl Reader<'_> {
 
     fn weight(&mut self, node: &Node) {
         let Some(weight) = self.int(node, "`weight`") else { return };
-        if weight.value < 1 {
+        if weight.value < crate::rules::WEIGHT_MIN {
             self.push(Diagnostic::new(
                 codes::OUT_OF_RANGE,
                 weight.span,
-                format!("`weight` must be at least 1, found {}", weight.value),
+                format!("`weight` must be at least {}, found {}", crate::rules::WEIGHT_MIN, weight.value),
                 "expected a positive integer",
             ));
         }
