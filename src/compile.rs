@@ -100,6 +100,9 @@ fn finish(
     let mut plan = None;
     if let Some(root) = root {
         let infra = read::read_infra(&root, &mut diagnostics);
+        // The typed tree holds all that is left to do: free the YAML tree before the
+        // plan is built (it is most of the memory of a large file).
+        drop(root);
         check::check(&infra, &mut diagnostics);
         if options.deny_warnings {
             diagnostics.deny_warnings();

@@ -16,7 +16,7 @@
 //! depends on nothing but the step, so the script does not depend on how many parts.
 
 use crate::plan::{Action, Config, Devices, Plan, Step};
-use crate::source::Location;
+use crate::source::{Location, escape_controls};
 use minijinja::value::{Enumerator, Object, Value};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, context};
 use std::borrow::Cow;
@@ -86,23 +86,7 @@ fn bare(byte: u8) -> bool {
 /// Text for a `#` comment: control characters (a newline would end the comment and
 /// start a command) are written as escapes.
 pub fn comment_safe(value: &str) -> String {
-    comment_text(value).into_owned()
-}
-
-/// [`comment_safe`] without a copy when there is nothing to escape.
-fn comment_text(value: &str) -> Cow<'_, str> {
-    if !value.chars().any(char::is_control) {
-        return Cow::Borrowed(value);
-    }
-    let mut escaped = String::with_capacity(value.len() + 8);
-    for c in value.chars() {
-        if c.is_control() {
-            escaped.extend(c.escape_default());
-        } else {
-            escaped.push(c);
-        }
-    }
-    Cow::Owned(escaped)
+    escape_controls(value).into_owned()
 }
 
 /// One bash word: a value quoted by [`shell_quote`]. The only form in which a value
@@ -122,7 +106,7 @@ struct Note(Value);
 
 impl Note {
     fn new(raw: &str) -> Note {
-        Note(Value::from(&*comment_text(raw)))
+        Note(Value::from(&*escape_controls(raw)))
     }
 }
 
