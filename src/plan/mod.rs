@@ -280,7 +280,10 @@ impl InstanceSpec {
 pub fn stamp<T: Serialize>(declared: &T) -> String {
     // serde_json of a struct with BTreeMaps is canonical: fields in declaration
     // order, maps sorted.
-    let json = serde_json::to_vec(declared).unwrap_or_default();
+    let mut json = Vec::with_capacity(512);
+    if serde_json::to_writer(&mut json, declared).is_err() {
+        json.clear();
+    }
     hex(&Sha256::digest(&json)[..10])
 }
 
