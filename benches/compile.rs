@@ -1,5 +1,5 @@
 //! Compile speed per stage and end to end, on synthetic infra.yml files of 10 to
-//! 10,000 machines (`cargo bench`). Peak memory: see `src/bin/anklumec-bench.rs`.
+//! 10,000 machines (`cargo bench --bench compile`). Peak memory: `benches/peak_memory.rs`.
 
 use anklumec::compile::{Options, compile_source};
 use anklumec::diagnostics::Diagnostics;

@@ -32,7 +32,7 @@ impl Compilation {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+    crate::plan::hex(&Sha256::digest(bytes))
 }
 
 /// Compile one infra.yml. `name` is the path as the user gave it (it appears in
@@ -78,7 +78,7 @@ pub fn compile_split(input: &SplitInput, options: Options) -> Compilation {
         hasher.update(text.as_bytes());
         hasher.update([0]);
     }
-    let sha256 = hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect();
+    let sha256 = crate::plan::hex(&hasher.finalize());
     let source = SourceInfo { path: input.directory.clone(), sha256 };
     let all_parsed = domains.iter().all(Option::is_some) && policies.as_ref().is_none_or(Option::is_some);
     let root = match base {
@@ -100,6 +100,9 @@ fn finish(
     let mut plan = None;
     if let Some(root) = root {
         let infra = read::read_infra(&root, &mut diagnostics);
+        // The typed tree holds all that is left to do: free the YAML tree before the
+        // plan is built (it is most of the memory of a large file).
+        drop(root);
         check::check(&infra, &mut diagnostics);
         if options.deny_warnings {
             diagnostics.deny_warnings();

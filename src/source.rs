@@ -4,6 +4,8 @@
 //! em dashes, and codespan-reporting works in bytes too.
 
 use serde::Serialize;
+use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Index of a file in a [`SourceMap`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -32,6 +34,24 @@ impl Span {
     pub fn range(self) -> std::ops::Range<usize> {
         self.start..self.end
     }
+}
+
+/// `text` as written, except its control characters, written as escapes (`\n`,
+/// `\u{7}`): for messages and comments, where a raw newline or terminal escape would
+/// break the line. No copy when there is nothing to escape.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    Cow::Owned(escaped)
 }
 
 /// A value together with the span of the text it came from.
@@ -63,13 +83,17 @@ pub struct SourceFile {
     pub name: String,
     pub text: String,
     line_starts: Vec<usize>,
+    /// The name again, shared by every [`Location`] in this file.
+    shared_name: Arc<str>,
 }
 
 impl SourceFile {
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> SourceFile {
         let text = text.into();
         let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(index, _)| index + 1)).collect();
-        SourceFile { name: name.into(), text, line_starts }
+        let name = name.into();
+        let shared_name = Arc::from(name.as_str());
+        SourceFile { name, text, line_starts, shared_name }
     }
 
     /// 1-based line and column (column counted in characters) of a byte offset.
@@ -117,14 +141,14 @@ impl SourceMap {
     pub fn location(&self, span: Span) -> Location {
         let file = self.get(span.file);
         let (line, column) = file.line_column(span.start);
-        Location { file: file.name.clone(), line, column }
+        Location { file: Arc::clone(&file.shared_name), line, column }
     }
 }
 
 /// A human position: file name, 1-based line and column.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Location {
-    pub file: String,
+    pub file: Arc<str>,
     pub line: usize,
     pub column: usize,
 }

@@ -2088,7 +2088,11 @@ fn generated_commands(generated: &str) -> Vec<Vec<String>> {
 fn deploy_scripts_remove_only_what_anklumec_manages() {
     let templates = Path::new(MANIFEST_DIR).join("templates");
     let deploy = std::fs::read_to_string(templates.join("deploy.sh.j2")).expect("template");
-    let mut helpers = vec![("templates/deploy.sh.j2".to_string(), without_jinja_comments(&deploy))];
+    let steps = std::fs::read_to_string(templates.join("deploy-steps.sh.j2")).expect("steps template");
+    let mut helpers = vec![
+        ("templates/deploy.sh.j2".to_string(), without_jinja_comments(&deploy)),
+        ("templates/deploy-steps.sh.j2".to_string(), without_jinja_comments(&steps)),
+    ];
     // Templates deploy.sh.j2 includes (`{% include "x" %}`).
     for line in deploy.lines() {
         if let Some(name) = line.split("{% include \"").nth(1).and_then(|rest| rest.split('"').next()) {

@@ -39,7 +39,7 @@ fn a_split_directory_compiles_like_the_file_it_stands_for() {
     let (_, text) = read("basic/equivalent.yml.txt");
     let single = compile_source("equivalent.yml", &text, Options::default()).plan.expect("compiles");
     assert_eq!(comparable(&split), comparable(&single));
-    let files: Vec<&str> = split.steps.iter().map(|step| step.origin.file.as_str()).collect();
+    let files: Vec<&str> = split.steps.iter().map(|step| &*step.origin.file).collect();
     assert!(files.contains(&"basic/domains/10-admin.yml") && files.contains(&"basic/domains/20-work.yml"), "{files:?}");
 }
 

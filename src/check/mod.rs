@@ -52,8 +52,8 @@ pub(crate) fn is_forbidden_control(c: char) -> bool {
 
 /// `text` with its control characters escaped (`\u{7}`), for messages; everything else
 /// (quotes, accents) as written.
-pub(crate) fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::source::escape_controls(text)
 }
 
 /// A character as a label names it: `x`, a space, a NUL byte, U+0007.

@@ -300,7 +300,7 @@ pub fn to_json_lines(sources: &SourceMap, diagnostics: &[Diagnostic]) -> String 
                 JsonLabel {
                     primary: label.primary,
                     message: &label.message,
-                    file: location.file,
+                    file: location.file.to_string(),
                     line: location.line,
                     column: location.column,
                     byte_start: label.span.start,
@@ -312,7 +312,7 @@ pub fn to_json_lines(sources: &SourceMap, diagnostics: &[Diagnostic]) -> String 
             code: diagnostic.code.id,
             severity: diagnostic.severity,
             message: &diagnostic.message,
-            file: start.file,
+            file: start.file.to_string(),
             line: start.line,
             column: start.column,
             end_line,

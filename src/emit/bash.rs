@@ -1,13 +1,30 @@
-//! The bash back end: deploy.sh from the plan, through the minijinja template
-//! `templates/deploy.sh.j2`. Every value that reaches the script passes through one
-//! filter, `sh`, which quotes it for bash; the template never splices raw text.
+//! The bash back end: deploy.sh and destroy.sh from the plan, through the minijinja
+//! templates `templates/deploy.sh.j2` (with `deploy-steps.sh.j2`, the text of each
+//! step) and `templates/destroy.sh.j2`.
+//!
+//! The templates hold all of the scripts' text. What they are given is a view of the
+//! plan in which every value is already in the form its place needs: a [`Word`] is one
+//! bash word, quoted by [`shell_quote`]; a [`Note`] is text for a `#` comment line,
+//! control characters escaped by [`comment_safe`]. The view holds nothing else that a
+//! template could print (apart from the wait settings, which are numbers), the
+//! templates apply no filter, and the engine prints only strings and numbers: a value
+//! from infra.yml reaches a script quoted, exactly once, or not at all.
+//!
+//! Quoting each value once, in Rust, is also what makes a 10,000-machine deploy.sh
+//! cheap: the engine only copies prepared words. The steps of a large plan are viewed
+//! and rendered in parts, one thread a core, and joined in order; a step's text
+//! depends on nothing but the step, so the script does not depend on how many parts.
 
-use crate::plan::{Action, Config, Devices, Plan, Stamped, stamp};
-use crate::syntax::ast::InstanceType;
-use minijinja::{AutoEscape, Environment, UndefinedBehavior};
-use serde::Serialize;
+use crate::plan::{Action, Config, Devices, Plan, Step};
+use crate::source::{Location, escape_controls};
+use minijinja::value::{Enumerator, Object, Value};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, context};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 const DEPLOY_TEMPLATE: &str = include_str!("../../templates/deploy.sh.j2");
+const DEPLOY_STEPS_TEMPLATE: &str = include_str!("../../templates/deploy-steps.sh.j2");
 const DESTROY_TEMPLATE: &str = include_str!("../../templates/destroy.sh.j2");
 const COMMON_TEMPLATE: &str = include_str!("../../templates/common.sh.j2");
 
@@ -25,212 +42,518 @@ impl std::error::Error for EmitError {}
 /// Quote a string as one bash word. Fails only on a NUL byte, which the checker
 /// rejects before a plan exists.
 pub fn shell_quote(value: &str) -> Result<String, EmitError> {
-    shlex::try_quote(value)
-        .map(|quoted| quoted.into_owned())
-        .map_err(|_| EmitError(format!("cannot quote {value:?} for bash (NUL byte)")))
+    quote(value).map(Cow::into_owned)
+}
+
+/// [`shell_quote`] without a copy when the value needs no quotes.
+fn quote(value: &str) -> Result<Cow<'_, str>, EmitError> {
+    if !value.is_empty() && value.bytes().all(bare) {
+        return Ok(Cow::Borrowed(value));
+    }
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quote_into(value, &mut quoted)?;
+    Ok(Cow::Owned(quoted))
+}
+
+/// [`shell_quote`] into `out` (cleared first).
+///
+/// Most values are names, numbers and `key=value` pairs: shlex writes a value as it is
+/// exactly when it is not empty and all its bytes are [`bare`], and between single
+/// quotes when none of its bytes is a single quote, a backslash, a caret or NUL. Those
+/// two cases are written here without asking shlex (a test holds the two to the same
+/// answers); anything else is shlex's.
+fn quote_into(value: &str, out: &mut String) -> Result<(), EmitError> {
+    out.clear();
+    if !value.is_empty() && value.bytes().all(bare) {
+        out.push_str(value);
+    } else if !value.bytes().any(|byte| matches!(byte, b'\'' | b'\\' | b'^' | 0)) {
+        out.push('\'');
+        out.push_str(value);
+        out.push('\'');
+    } else {
+        let quoted =
+            shlex::try_quote(value).map_err(|_| EmitError(format!("cannot quote {value:?} for bash (NUL byte)")))?;
+        out.push_str(&quoted);
+    }
+    Ok(())
+}
+
+/// A byte that needs no quoting anywhere in a bash word.
+fn bare(byte: u8) -> bool {
+    matches!(byte, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'+' | b'-' | b'.' | b'/' | b':' | b'@' | b']' | b'_')
 }
 
 /// Text for a `#` comment: control characters (a newline would end the comment and
 /// start a command) are written as escapes.
 pub fn comment_safe(value: &str) -> String {
-    value.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+    escape_controls(value).into_owned()
+}
+
+/// One bash word: a value quoted by [`shell_quote`]. The only form in which a value
+/// from the plan reaches a script's commands.
+#[derive(Clone, Debug)]
+struct Word(Value);
+
+impl From<Word> for Value {
+    fn from(word: Word) -> Value {
+        word.0
+    }
+}
+
+/// Text for a `#` comment line, escaped by [`comment_safe`].
+#[derive(Clone, Debug)]
+struct Note(Value);
+
+impl Note {
+    fn new(raw: &str) -> Note {
+        Note(Value::from(&*escape_controls(raw)))
+    }
+}
+
+/// Makes [`Word`]s, reusing two buffers: one to put a value together, one to quote it.
+#[derive(Default)]
+struct Quoter {
+    raw: String,
+    quoted: String,
+}
+
+impl Quoter {
+    fn word(&mut self, raw: &str) -> Result<Word, EmitError> {
+        quote_into(raw, &mut self.quoted)?;
+        Ok(Word(Value::from(self.quoted.as_str())))
+    }
+
+    /// One word of several parts, such as `key=value` (the form in which the helpers
+    /// take config and options) or `project/name:type`.
+    fn joined(&mut self, parts: &[&str]) -> Result<Word, EmitError> {
+        self.raw.clear();
+        for part in parts {
+            self.raw.push_str(part);
+        }
+        self.raw_word()
+    }
+
+    /// `KIND` then the parts of a path: how the script's output names a step.
+    fn titled(&mut self, kind: &str, path: &[&str]) -> Result<Word, EmitError> {
+        self.raw.clear();
+        self.raw.push_str(kind);
+        for part in path {
+            self.raw.push_str(part);
+        }
+        self.raw_word()
+    }
+
+    /// `key=value` words, as one list.
+    fn pairs(&mut self, config: &Config) -> Result<Value, EmitError> {
+        let words = config.iter().map(|(key, value)| self.joined(&[key, "=", value])).collect::<Result<Vec<_>, _>>()?;
+        Ok(Value::from(words))
+    }
+
+    /// `(key, value)` pairs of words, as one list.
+    fn config_pairs(&mut self, config: &Config) -> Result<Value, EmitError> {
+        let pairs = config
+            .iter()
+            .map(|(key, value)| Ok(Value::from((self.word(key)?.0, self.word(value)?.0))))
+            .collect::<Result<Vec<_>, EmitError>>()?;
+        Ok(Value::from(pairs))
+    }
+
+    fn devices(&mut self, devices: &Devices) -> Result<Value, EmitError> {
+        let views = devices
+            .iter()
+            .map(|(name, device)| {
+                Ok(Value::from_object(DeviceView {
+                    name: self.word(name)?,
+                    device_type: self.word(&device.device_type)?,
+                    options: self.pairs(&device.options)?,
+                }))
+            })
+            .collect::<Result<Vec<_>, EmitError>>()?;
+        Ok(Value::from(views))
+    }
+
+    /// The value put together in `self.raw`, quoted.
+    fn raw_word(&mut self) -> Result<Word, EmitError> {
+        quote_into(&self.raw, &mut self.quoted)?;
+        Ok(Word(Value::from(self.quoted.as_str())))
+    }
+
+    /// `file:line:column`, as [`Location`]'s `Display` writes it, in `self.raw`.
+    fn location(&mut self, origin: &Location) {
+        self.raw.clear();
+        self.raw.push_str(&origin.file);
+        for number in [origin.line, origin.column] {
+            self.raw.push(':');
+            push_decimal(number, &mut self.raw);
+        }
+    }
 }
 
 pub fn deploy_script(plan: &Plan) -> Result<String, EmitError> {
-    render("deploy.sh", DEPLOY_TEMPLATE, &view(plan))
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    deploy_script_in_parts(plan, cores.min(plan.steps.len() / STEPS_PER_PART).max(1))
+}
+
+/// Below this many steps a plan is rendered in one part, on the calling thread.
+const STEPS_PER_PART: usize = 1_000;
+
+/// deploy.sh, its steps viewed and rendered in `parts` parts, each on a thread of its
+/// own; each part also hands back the views of its instances, for the preflight.
+fn deploy_script_in_parts(plan: &Plan, parts: usize) -> Result<String, EmitError> {
+    let environment = environment()?;
+    let parts = in_parts(&plan.steps, parts, |steps| {
+        let mut quoter = Quoter::default();
+        let mut views = Vec::with_capacity(steps.len());
+        let mut instances = Vec::new();
+        for step in steps {
+            let Some(view) = step_view(step, &mut quoter)? else { continue };
+            if matches!(step.action, Action::EnsureInstance(_)) {
+                instances.push(view.clone());
+            }
+            views.push(view);
+        }
+        let text = render(&environment, "deploy-steps.sh.j2", context! { steps => views })?;
+        Ok((text, instances))
+    })?;
+    let mut texts = Vec::with_capacity(parts.len());
+    let mut instances = Vec::new();
+    for (text, part_instances) in parts {
+        texts.push(text);
+        instances.extend(part_instances);
+    }
+    let mut quoter = Quoter::default();
+    let mut projects = Vec::new();
+    let mut types = HashMap::new();
+    for step in &plan.steps {
+        match &step.action {
+            Action::EnsureProject(spec) => projects.push(quoter.word(&spec.name)?),
+            Action::EnsureInstance(spec) => {
+                types.insert((spec.project.as_str(), spec.name.as_str()), spec.instance_type.keyword());
+            }
+            _ => {}
+        }
+    }
+    let mut images = Vec::with_capacity(plan.images.len());
+    for image in &plan.images {
+        let mut items = Vec::with_capacity(image.instances.len());
+        for key in &image.instances {
+            let instance_type =
+                key.split_once('/').and_then(|(project, name)| types.get(&(project, name)).copied()).unwrap_or("lxc");
+            items.push(quoter.joined(&[key, ":", instance_type])?);
+        }
+        images.push(context! { image => quoter.word(&image.image)?, instances => items });
+    }
+    let context = context! {
+        header => header(plan)?,
+        waits => minijinja::value::Serde(&plan.waits),
+        projects => projects,
+        images => images,
+        instances => instances,
+        steps => texts,
+    };
+    script(&environment, "deploy.sh.j2", context)
 }
 
 /// destroy.sh: removes what the plan creates, in reverse dependency order (instances,
 /// volumes, profiles, projects, bridges), keeping protected instances unless FORCE=1.
 pub fn destroy_script(plan: &Plan) -> Result<String, EmitError> {
-    let mut view = view(plan);
-    let order = |action: &str| match action {
-        "ensure_instance" => Some(0),
-        "ensure_volume" => Some(1),
-        "ensure_profile" => Some(2),
-        "ensure_project" => Some(3),
-        "ensure_network" => Some(4),
-        _ => None,
-    };
-    // A project's default profile goes with the project; Incus refuses to delete it.
-    view.steps
-        .retain(|step| order(step.action).is_some() && !(step.action == "ensure_profile" && step.name == "default"));
-    view.steps.reverse();
-    view.steps.sort_by_key(|step| order(step.action));
-    render("destroy.sh", DESTROY_TEMPLATE, &view)
+    // The runner's `anklumec destroy` removes in the same order.
+    let removals = plan.teardown();
+    let mut quoter = Quoter::default();
+    let mut steps = Vec::with_capacity(removals.len());
+    for (_, step) in removals {
+        steps.extend(step_view(step, &mut quoter)?);
+    }
+    script(&environment()?, "destroy.sh.j2", context! { header => header(plan)?, steps => steps })
 }
 
-fn render(name: &str, source: &str, view: &View<'_>) -> Result<String, EmitError> {
+/// The templates, ready to render: undefined values are errors, nothing is escaped
+/// (the views hold words already quoted), and only strings and numbers are printed.
+fn environment() -> Result<Environment<'static>, EmitError> {
     let mut environment = Environment::new();
     environment.set_undefined_behavior(UndefinedBehavior::Strict);
     environment.set_auto_escape_callback(|_| AutoEscape::None);
-    environment.add_filter("sh", |value: String| -> Result<String, minijinja::Error> {
-        shell_quote(&value).map_err(|error| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, error.0))
-    });
-    environment.add_filter("comment", |value: String| comment_safe(&value));
-    environment.add_template("common.sh.j2", COMMON_TEMPLATE).map_err(|error| EmitError(error.to_string()))?;
-    environment.add_template(name, source).map_err(|error| EmitError(error.to_string()))?;
+    environment.set_formatter(print);
+    for (name, source) in [
+        ("common.sh.j2", COMMON_TEMPLATE),
+        ("deploy.sh.j2", DEPLOY_TEMPLATE),
+        ("deploy-steps.sh.j2", DEPLOY_STEPS_TEMPLATE),
+        ("destroy.sh.j2", DESTROY_TEMPLATE),
+    ] {
+        environment.add_template(name, source).map_err(|error| EmitError(error.to_string()))?;
+    }
+    Ok(environment)
+}
+
+/// What `{{ value }}` writes: a string as it is, a number in decimal; anything else (a
+/// list, a mapping, none) is a mistake in a template.
+fn print(
+    out: &mut minijinja::Output<'_>,
+    _: &mut minijinja::State<'_, '_>,
+    value: &Value,
+) -> Result<(), minijinja::Error> {
+    if let Some(text) = value.as_str() {
+        out.write_str(text)?;
+    } else if value.is_number() {
+        write!(out, "{value}")?;
+    } else {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("a template prints a {}: only words and numbers belong in a script", value.kind()),
+        ));
+    }
+    Ok(())
+}
+
+fn render(environment: &Environment<'_>, name: &str, context: Value) -> Result<String, EmitError> {
     let template = environment.get_template(name).map_err(|error| EmitError(error.to_string()))?;
-    let mut script = template.render(minijinja::value::Serde(view)).map_err(|error| EmitError(format!("{error:#}")))?;
-    // minijinja drops the template's final newline.
+    template.render(context).map_err(|error| EmitError(format!("{error:#}")))
+}
+
+/// A whole script: minijinja drops the template's final newline, the script keeps it.
+fn script(environment: &Environment<'_>, name: &str, context: Value) -> Result<String, EmitError> {
+    let mut script = render(environment, name, context)?;
     script.push('\n');
     Ok(script)
 }
 
-/// What the template sees: the plan, plus per-step fields flattened into the strings
-/// the helpers take (`key=value`), and the stamps.
-#[derive(Serialize)]
-struct View<'a> {
-    plan: &'a Plan,
-    projects: Vec<&'a str>,
-    image_instances: Vec<Vec<String>>,
-    instances: Vec<StepView>,
-    steps: Vec<StepView>,
+/// The comment block at the top of a script, and the script-wide words: the source
+/// path (deploy.sh names it in the provisioning commands it prints last) and the incus
+/// remote the plan is for, if any.
+fn header(plan: &Plan) -> Result<Value, EmitError> {
+    Ok(context! {
+        generator => Note::new(&plan.generator).0,
+        source => Note::new(&plan.source.path).0,
+        sha256 => Note::new(&plan.source.sha256).0,
+        project => Note::new(&plan.project_name).0,
+        source_word => shell_quote(&plan.source.path)?,
+        remote => plan.incus_remote.as_deref().map(shell_quote).transpose()?,
+    })
 }
 
-#[derive(Serialize, Default)]
-struct StepView {
-    id: String,
-    title: String,
-    origin: String,
-    action: &'static str,
-    project: String,
-    name: String,
-    description: String,
-    #[serde(rename = "type")]
-    instance_type: &'static str,
-    pool: String,
-    image: String,
-    profiles: Vec<String>,
-    /// `key=value` words (projects, networks, volumes).
-    config: Vec<String>,
-    /// `(key, value)` pairs (profiles, instances: one `ak_config` line each).
-    config_pairs: Vec<(String, String)>,
-    device_list: Vec<DeviceView>,
-    stamp: String,
-}
-
-#[derive(Serialize)]
-struct DeviceView {
-    name: String,
-    #[serde(rename = "type")]
-    device_type: String,
-    options: Vec<String>,
-}
-
-fn words(config: &Config) -> Vec<String> {
-    config.iter().map(|(key, value)| format!("{key}={value}")).collect()
-}
-
-fn devices(devices: &Devices) -> Vec<DeviceView> {
-    devices
-        .iter()
-        .map(|(name, device)| DeviceView {
-            name: name.clone(),
-            device_type: device.device_type.clone(),
-            options: words(&device.options),
-        })
-        .collect()
-}
-
-fn type_keyword(instance_type: InstanceType) -> &'static str {
-    instance_type.keyword()
-}
-
-fn view(plan: &Plan) -> View<'_> {
-    let mut projects = Vec::new();
-    let mut instances = Vec::new();
-    let mut steps = Vec::new();
-    let mut types = std::collections::BTreeMap::new();
-    for step in &plan.steps {
-        let origin = step.origin.to_string();
-        let mut view = StepView { id: step.id.clone(), origin: origin.clone(), ..StepView::default() };
-        match &step.action {
-            Action::EnsureProject(spec) => {
-                projects.push(spec.name.as_str());
-                view.action = "ensure_project";
-                view.title = format!("project {}", spec.name);
-                view.name = spec.name.clone();
-                view.description = spec.description.clone();
-                view.config = words(&spec.config);
-            }
-            Action::EnsureNetwork(spec) => {
-                view.action = "ensure_network";
-                view.title = format!("network {}", spec.name);
-                view.name = spec.name.clone();
-                view.description = spec.description.clone();
-                view.config = words(&spec.config);
-            }
-            Action::EnsureVolume(spec) => {
-                view.action = "ensure_volume";
-                view.title = format!("volume {}/{}/{}", spec.project, spec.pool, spec.name);
-                view.project = spec.project.clone();
-                view.pool = spec.pool.clone();
-                view.name = spec.name.clone();
-                view.config = words(&spec.config);
-            }
-            Action::EnsureProfile(spec) => {
-                view.action = "ensure_profile";
-                view.title = format!("profile {}/{}", spec.project, spec.name);
-                view.project = spec.project.clone();
-                view.name = spec.name.clone();
-                view.description = spec.description.clone();
-                view.config_pairs = spec.config.clone().into_iter().collect();
-                view.device_list = devices(&spec.devices);
-                view.stamp = stamp(&Stamped {
-                    description: &spec.description,
-                    profiles: None,
-                    config: &spec.config,
-                    devices: &spec.devices,
-                });
-            }
-            Action::EnsureInstance(spec) => {
-                view.action = "ensure_instance";
-                view.title = format!("instance {}/{}", spec.project, spec.name);
-                view.project = spec.project.clone();
-                view.name = spec.name.clone();
-                view.description = spec.description.clone();
-                view.instance_type = type_keyword(spec.instance_type);
-                view.image = spec.image.clone();
-                view.profiles = spec.profiles.clone();
-                view.config_pairs = spec.config.clone().into_iter().collect();
-                view.device_list = devices(&spec.devices);
-                view.stamp = stamp(&Stamped {
-                    description: &spec.description,
-                    profiles: Some(&spec.profiles),
-                    config: &spec.config,
-                    devices: &spec.devices,
-                });
-                types.insert(format!("{}/{}", spec.project, spec.name), type_keyword(spec.instance_type));
-                instances.push(StepView {
-                    project: spec.project.clone(),
-                    name: spec.name.clone(),
-                    instance_type: type_keyword(spec.instance_type),
-                    origin: origin.clone(),
-                    ..StepView::default()
-                });
-            }
-            Action::StartInstance(target) => {
-                view.action = "start_instance";
-                view.title = format!("instance {}/{}", target.project, target.name);
-                view.project = target.project.clone();
-                view.name = target.name.clone();
-                view.instance_type = type_keyword(target.instance_type);
-            }
-            // Waits are one loop at the end of the script (ak_wait_all) over the
-            // instances this run started; their retries and delays are plan.waits.
-            Action::WaitRunning(_) | Action::WaitAgent(_) => continue,
+/// `work` over `parts` consecutive runs of `steps`, the first on this thread and each
+/// other on a thread of its own, with the results in order.
+fn in_parts<T: Send>(
+    steps: &[Step],
+    parts: usize,
+    work: impl Fn(&[Step]) -> Result<T, EmitError> + Sync,
+) -> Result<Vec<T>, EmitError> {
+    let size = steps.len().div_ceil(parts.max(1)).max(1);
+    let mut runs = steps.chunks(size);
+    let Some(first) = runs.next() else {
+        return Ok(vec![work(steps)?]);
+    };
+    let work = &work;
+    std::thread::scope(|scope| {
+        let others: Vec<_> = runs.map(|run| scope.spawn(move || work(run))).collect();
+        let mut results = vec![work(first)?];
+        for other in others {
+            results.push(other.join().map_err(|_| EmitError("a rendering thread panicked".into()))??);
         }
-        steps.push(view);
+        Ok(results)
+    })
+}
+
+/// What the templates see of one step. Fields a step's action does not have are
+/// absent (an error if a template reads them). Lists are built once, as values, so
+/// that reading them costs no copy.
+#[derive(Debug)]
+struct StepView {
+    action: &'static str,
+    id: Note,
+    origin_comment: Note,
+    /// `KIND project/name`: how the script's output names the step.
+    title: Word,
+    origin: Word,
+    project: Option<Word>,
+    name: Option<Word>,
+    description: Option<Word>,
+    instance_type: Option<Word>,
+    pool: Option<Word>,
+    image: Option<Word>,
+    stamp: Option<Word>,
+    /// Words.
+    profiles: Option<Value>,
+    /// `key=value` words (projects, networks, volumes).
+    config: Option<Value>,
+    /// `(key, value)` pairs of words (profiles, instances: one `ak_config` line each).
+    config_pairs: Option<Value>,
+    /// [`DeviceView`]s.
+    devices: Option<Value>,
+}
+
+const STEP_FIELDS: &[&str] = &[
+    "action",
+    "id",
+    "origin_comment",
+    "title",
+    "origin",
+    "project",
+    "name",
+    "description",
+    "type",
+    "pool",
+    "image",
+    "stamp",
+    "profiles",
+    "config",
+    "config_pairs",
+    "devices",
+];
+
+impl Object for StepView {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
     }
-    let image_instances = plan
-        .images
-        .iter()
-        .map(|image| {
-            image.instances.iter().map(|key| format!("{key}:{}", types.get(key).copied().unwrap_or("lxc"))).collect()
-        })
-        .collect();
-    View { plan, projects, image_instances, instances, steps }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        let word = |word: &Option<Word>| word.as_ref().map(|word| word.0.clone());
+        match key {
+            "action" => Some(Value::from(self.action)),
+            "id" => Some(self.id.0.clone()),
+            "origin_comment" => Some(self.origin_comment.0.clone()),
+            "title" => Some(self.title.0.clone()),
+            "origin" => Some(self.origin.0.clone()),
+            "project" => word(&self.project),
+            "name" => word(&self.name),
+            "description" => word(&self.description),
+            "type" => word(&self.instance_type),
+            "pool" => word(&self.pool),
+            "image" => word(&self.image),
+            "stamp" => word(&self.stamp),
+            "profiles" => self.profiles.clone(),
+            "config" => self.config.clone(),
+            "config_pairs" => self.config_pairs.clone(),
+            "devices" => self.devices.clone(),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(STEP_FIELDS)
+    }
+}
+
+/// One device of a profile or instance: `ak_device NAME TYPE KEY=VALUE...`.
+#[derive(Debug)]
+struct DeviceView {
+    name: Word,
+    device_type: Word,
+    /// `key=value` words.
+    options: Value,
+}
+
+impl Object for DeviceView {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        match key {
+            "name" => Some(self.name.0.clone()),
+            "type" => Some(self.device_type.0.clone()),
+            "options" => Some(self.options.clone()),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["name", "type", "options"])
+    }
+}
+
+fn push_decimal(number: usize, buffer: &mut String) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = number;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    buffer.extend(digits[start..].iter().map(|&digit| char::from(digit)));
+}
+
+/// The view of one step (none for the wait steps: the script waits in one loop at its
+/// end, `ak_wait_all`, over the instances the run started, with the plan's `waits`).
+fn step_view(step: &Step, quoter: &mut Quoter) -> Result<Option<Value>, EmitError> {
+    let (action, kind, path): (_, _, &[&str]) = match &step.action {
+        Action::EnsureProject(spec) => ("ensure_project", "project ", &[&spec.name]),
+        Action::EnsureNetwork(spec) => ("ensure_network", "network ", &[&spec.name]),
+        Action::EnsureVolume(spec) => ("ensure_volume", "volume ", &[&spec.project, "/", &spec.pool, "/", &spec.name]),
+        Action::EnsureProfile(spec) => ("ensure_profile", "profile ", &[&spec.project, "/", &spec.name]),
+        Action::EnsureInstance(spec) => ("ensure_instance", "instance ", &[&spec.project, "/", &spec.name]),
+        Action::StartInstance(target) => ("start_instance", "instance ", &[&target.project, "/", &target.name]),
+        Action::WaitRunning(_) | Action::WaitAgent(_) => return Ok(None),
+    };
+    let title = quoter.titled(kind, path)?;
+    quoter.location(&step.origin);
+    let mut view = StepView {
+        action,
+        id: Note::new(&step.id),
+        origin_comment: Note::new(&quoter.raw),
+        title,
+        origin: quoter.raw_word()?,
+        project: None,
+        name: None,
+        description: None,
+        instance_type: None,
+        pool: None,
+        image: None,
+        stamp: None,
+        profiles: None,
+        config: None,
+        config_pairs: None,
+        devices: None,
+    };
+    match &step.action {
+        Action::EnsureProject(spec) => {
+            view.name = Some(quoter.word(&spec.name)?);
+            view.description = Some(quoter.word(&spec.description)?);
+            view.config = Some(quoter.pairs(&spec.config)?);
+        }
+        Action::EnsureNetwork(spec) => {
+            view.name = Some(quoter.word(&spec.name)?);
+            view.description = Some(quoter.word(&spec.description)?);
+            view.config = Some(quoter.pairs(&spec.config)?);
+        }
+        Action::EnsureVolume(spec) => {
+            view.project = Some(quoter.word(&spec.project)?);
+            view.pool = Some(quoter.word(&spec.pool)?);
+            view.name = Some(quoter.word(&spec.name)?);
+            view.config = Some(quoter.pairs(&spec.config)?);
+        }
+        Action::EnsureProfile(spec) => {
+            view.project = Some(quoter.word(&spec.project)?);
+            view.name = Some(quoter.word(&spec.name)?);
+            view.description = Some(quoter.word(&spec.description)?);
+            view.config_pairs = Some(quoter.config_pairs(&spec.config)?);
+            view.devices = Some(quoter.devices(&spec.devices)?);
+            view.stamp = Some(quoter.word(&spec.stamp())?);
+        }
+        Action::EnsureInstance(spec) => {
+            view.project = Some(quoter.word(&spec.project)?);
+            view.name = Some(quoter.word(&spec.name)?);
+            view.description = Some(quoter.word(&spec.description)?);
+            view.instance_type = Some(quoter.word(spec.instance_type.keyword())?);
+            view.image = Some(quoter.word(&spec.image)?);
+            let profiles = spec.profiles.iter().map(|profile| quoter.word(profile)).collect::<Result<Vec<_>, _>>()?;
+            view.profiles = Some(Value::from(profiles));
+            view.config_pairs = Some(quoter.config_pairs(&spec.config)?);
+            view.devices = Some(quoter.devices(&spec.devices)?);
+            view.stamp = Some(quoter.word(&spec.stamp())?);
+        }
+        Action::StartInstance(target) => {
+            view.project = Some(quoter.word(&target.project)?);
+            view.name = Some(quoter.word(&target.name)?);
+            view.instance_type = Some(quoter.word(target.instance_type.keyword())?);
+        }
+        Action::WaitRunning(_) | Action::WaitAgent(_) => {}
+    }
+    Ok(Some(Value::from_object(view)))
 }
 
 #[cfg(test)]
@@ -243,5 +566,87 @@ mod tests {
         assert_eq!(shell_quote("").unwrap_or_default(), "''");
         assert_eq!(shell_quote("a b").unwrap_or_default(), "'a b'");
         assert!(shell_quote("nul\0byte").is_err());
+    }
+
+    #[test]
+    fn bare_bytes_are_those_shlex_leaves_unquoted() {
+        for byte in 0..=u8::MAX {
+            let text = [byte, b'x'];
+            let Ok(text) = std::str::from_utf8(&text) else { continue };
+            let unquoted = shlex::try_quote(text).is_ok_and(|quoted| quoted == text);
+            assert_eq!(bare(byte), unquoted, "byte {byte:#04x}");
+        }
+        for text in ["", "^x", "x^", "a b", "ok-word_1.2:3@4/5+6]7", "é", "[x", "x=1", "\u{a0}"] {
+            assert_eq!(quote(text).ok(), shlex::try_quote(text).ok(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn quoting_without_shlex_agrees_with_shlex() {
+        let mut texts: Vec<String> = vec![
+            String::new(),
+            "^x".into(),
+            "x^".into(),
+            "it's".into(),
+            "a\\b".into(),
+            "é".into(),
+            "\u{a0}".into(),
+            "ipv4.address=10.0.0.1".into(),
+            "naïve=déjà vu".into(),
+            "$(touch canary)".into(),
+        ];
+        for first in 1..=0x7f_u8 {
+            texts.push(char::from(first).to_string());
+            for second in 0..=0x7f_u8 {
+                texts.push([char::from(first), char::from(second)].iter().collect());
+            }
+        }
+        let mut out = String::new();
+        for text in &texts {
+            let expected = shlex::try_quote(text).ok();
+            assert_eq!(quote(text).ok(), expected, "{text:?}");
+            assert_eq!(quote_into(text, &mut out).ok().map(|()| Cow::Borrowed(out.as_str())), expected, "{text:?}");
+        }
+    }
+
+    /// Every fixture's deploy.sh is the same whether its steps are rendered in one part
+    /// or in several (on as many threads), down to one step a part.
+    #[test]
+    fn the_script_does_not_depend_on_how_many_parts_render_it() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ok");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(fixtures).into_iter().flatten().flatten() {
+            let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+            let compilation = crate::compile::compile_source("infra.yml", &text, Default::default());
+            let Some(plan) = compilation.plan else { continue };
+            let whole = deploy_script_in_parts(&plan, 1).ok();
+            assert!(whole.is_some(), "{}", entry.path().display());
+            for parts in [2, 3, 7, plan.steps.len(), plan.steps.len() + 5] {
+                assert_eq!(
+                    deploy_script_in_parts(&plan, parts).ok(),
+                    whole,
+                    "{} in {parts} parts",
+                    entry.path().display()
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked > 10, "only {checked} fixtures compiled");
+    }
+
+    #[test]
+    fn locations_read_as_displayed() {
+        let mut quoter = Quoter::default();
+        for (line, column) in [(1, 1), (10, 7), (60602, 15), (usize::MAX, 0)] {
+            let origin = Location { file: "infra dir/infra.yml".into(), line, column };
+            quoter.location(&origin);
+            assert_eq!(quoter.raw, origin.to_string());
+        }
+    }
+
+    #[test]
+    fn comments_escape_control_characters_only() {
+        assert_eq!(comment_safe("plain: text, é"), "plain: text, é");
+        assert_eq!(comment_safe("a\nb\tc\u{7f}"), "a\\nb\\tc\\u{7f}");
     }
 }

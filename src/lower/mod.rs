@@ -53,7 +53,7 @@ pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
         let project = project_name(&domain.name.value);
         let bridge = bridge_name(&domain.name.value);
         let description = domain.description.as_ref().map_or_else(String::new, |d| d.value.clone());
-        let project_id = format!("project:{project}");
+        let project_id = concat(&["project:", &project]);
         steps.push(
             project_id.clone(),
             vec![],
@@ -80,7 +80,7 @@ pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
 
         let Some(subnet) = addressing.subnet else { continue };
         let nat = domain.nat.as_ref().map_or(global_nat, |n| n.value);
-        let network_id = format!("network:{bridge}");
+        let network_id = concat(&["network:", &bridge]);
         steps.push(
             network_id.clone(),
             vec![],
@@ -91,7 +91,7 @@ pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
                 config: config([
                     ("ipv4.address", subnet.gateway_cidr()),
                     ("ipv4.dhcp.ranges", subnet.dhcp_range()),
-                    ("ipv4.nat", nat.to_string()),
+                    ("ipv4.nat", bool_text(nat).to_string()),
                     ("ipv6.address", "none".to_string()),
                 ]),
             }),
@@ -123,7 +123,7 @@ pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
         }
         for (name, span, description, config, devices) in profiles {
             steps.push(
-                format!("profile:{project}/{name}"),
+                concat(&["profile:", &project, "/", &name]),
                 vec![project_id.clone(), network_id.clone()],
                 span,
                 Action::EnsureProfile(ProfileSpec { project: project.clone(), name, description, config, devices }),
@@ -136,9 +136,9 @@ pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
                 Some(list) => list.value.iter().map(|p| p.value.clone()).collect(),
                 None => vec!["default".into()],
             };
-            let mut depends_on: Vec<String> = profile_names.iter().map(|p| format!("profile:{project}/{p}")).collect();
-            depends_on.insert(0, network_id.clone());
-            depends_on.insert(0, project_id.clone());
+            let mut depends_on = Vec::with_capacity(profile_names.len() + 2 + machine.storage_volumes.len());
+            depends_on.extend([project_id.clone(), network_id.clone()]);
+            depends_on.extend(profile_names.iter().map(|p| concat(&["profile:", &project, "/", p])));
 
             let mut devices = Devices::new();
             if let Some(address) = address {
@@ -146,17 +146,13 @@ pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
                     "eth0".into(),
                     device(
                         "nic",
-                        [
-                            ("ipv4.address", address.to_string().as_str()),
-                            ("name", "eth0"),
-                            ("network", bridge.as_str()),
-                        ],
+                        [("ipv4.address", dotted(address).as_str()), ("name", "eth0"), ("network", bridge.as_str())],
                     ),
                 );
             }
             for volume in &machine.storage_volumes {
                 let volume_pool = volume.pool.as_ref().map_or(pool.as_str(), |p| p.value.as_str());
-                let volume_id = format!("volume:{project}/{volume_pool}/{}", volume.name.value);
+                let volume_id = concat(&["volume:", &project, "/", volume_pool, "/", &volume.name.value]);
                 steps.push(
                     volume_id.clone(),
                     vec![project_id.clone()],
@@ -204,12 +200,14 @@ pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
                 roles: machine.roles.iter().map(|r| r.value.clone()).collect(),
                 gpu: machine.gpu.as_ref().is_some_and(|g| g.value),
             };
-            let use_entry = images.entry(image.clone()).or_insert_with(|| ImageUse {
-                local: ImageRef::parse(&image).is_local(),
-                image: image.clone(),
-                instances: Vec::new(),
-            });
-            use_entry.instances.push(format!("{project}/{}", machine.name.value));
+            let key = concat(&[&project, "/", &machine.name.value]);
+            match images.get_mut(&image) {
+                Some(use_entry) => use_entry.instances.push(key),
+                None => {
+                    let local = ImageRef::parse(&image).is_local();
+                    images.insert(image.clone(), ImageUse { local, image: image.clone(), instances: vec![key] });
+                }
+            }
             creates.push((spec, depends_on, machine.name.span));
         }
     }
@@ -219,7 +217,7 @@ pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
     let mut boot_waits = Vec::new();
     let mut agent_waits = Vec::new();
     for (spec, depends_on, span) in creates {
-        let key = format!("{}/{}", spec.project, spec.name);
+        let key = concat(&[&spec.project, "/", &spec.name]);
         let target = InstanceTarget {
             project: spec.project.clone(),
             name: spec.name.clone(),
@@ -231,22 +229,27 @@ pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
             instance_type: spec.instance_type,
             wait,
         };
-        starts.push((format!("start:{key}"), vec![format!("instance:{key}")], span, Action::StartInstance(target)));
+        starts.push((
+            concat(&["start:", &key]),
+            vec![concat(&["instance:", &key])],
+            span,
+            Action::StartInstance(target),
+        ));
         boot_waits.push((
-            format!("wait:{key}"),
-            vec![format!("start:{key}")],
+            concat(&["wait:", &key]),
+            vec![concat(&["start:", &key])],
             span,
             Action::WaitRunning(wait_spec(waits.boot(spec.instance_type))),
         ));
         if spec.instance_type == InstanceType::VirtualMachine {
             agent_waits.push((
-                format!("agent:{key}"),
-                vec![format!("wait:{key}")],
+                concat(&["agent:", &key]),
+                vec![concat(&["wait:", &key])],
                 span,
                 Action::WaitAgent(wait_spec(waits.vm_agent)),
             ));
         }
-        steps.push(format!("instance:{key}"), depends_on, span, Action::EnsureInstance(spec));
+        steps.push(concat(&["instance:", &key]), depends_on, span, Action::EnsureInstance(spec));
     }
     for (id, depends_on, span, action) in starts.into_iter().chain(boot_waits).chain(agent_waits) {
         steps.push(id, depends_on, span, action);
@@ -303,9 +306,9 @@ fn waits(settings: &ast::WaitSettings) -> Waits {
 fn instance_config(machine: &ast::Machine, domain: &ast::Domain) -> Config {
     let mut config = entries(&machine.config);
     let ephemeral = machine.ephemeral.as_ref().or(domain.ephemeral.as_ref()).is_some_and(|e| e.value);
-    config.insert("security.protection.delete".into(), (!ephemeral).to_string());
+    config.insert("security.protection.delete".into(), bool_text(!ephemeral).to_string());
     if let Some(autostart) = &machine.boot_autostart {
-        config.insert("boot.autostart".into(), autostart.value.to_string());
+        config.insert("boot.autostart".into(), bool_text(autostart.value).to_string());
     }
     if let Some(priority) = &machine.boot_priority {
         config.insert("boot.autostart.priority".into(), priority.value.to_string());
@@ -317,6 +320,38 @@ fn instance_config(machine: &ast::Machine, domain: &ast::Domain) -> Config {
         config.insert("snapshots.expiry".into(), expiry.value.clone());
     }
     config
+}
+
+/// The parts, end to end (ids and keys, without `format!`'s machinery).
+fn concat(parts: &[&str]) -> String {
+    let mut text = String::with_capacity(parts.iter().map(|part| part.len()).sum());
+    for part in parts {
+        text.push_str(part);
+    }
+    text
+}
+
+/// An IPv4 address as `Display` writes it (`10.120.0.3`), without its machinery.
+fn dotted(address: std::net::Ipv4Addr) -> String {
+    let mut text = String::with_capacity(15);
+    for (index, octet) in address.octets().into_iter().enumerate() {
+        if index > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
+}
+
+/// A boolean as Incus stores it.
+fn bool_text(value: bool) -> &'static str {
+    if value { "true" } else { "false" }
 }
 
 fn entries(entries: &[ast::ConfigEntry]) -> Config {
@@ -352,4 +387,28 @@ fn merge_devices(mut generated: Devices, declared: &[ast::Device]) -> Devices {
         }
     }
     generated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn addresses_read_as_displayed() {
+        for octets in [[0, 0, 0, 0], [10, 120, 0, 3], [9, 99, 100, 255], [192, 168, 10, 1], [255, 255, 255, 255]] {
+            let address = Ipv4Addr::from(octets);
+            assert_eq!(dotted(address), address.to_string());
+        }
+        for octet in 0..=u8::MAX {
+            let address = Ipv4Addr::new(octet, 1, octet, 10);
+            assert_eq!(dotted(address), address.to_string());
+        }
+    }
+
+    #[test]
+    fn concat_joins_parts_end_to_end() {
+        assert_eq!(concat(&["instance:", "work", "/", "web"]), "instance:work/web");
+        assert_eq!(concat(&[]), "");
+    }
 }

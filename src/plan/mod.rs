@@ -324,9 +324,22 @@ impl Plan {
 pub fn stamp<T: Serialize>(declared: &T) -> String {
     // serde_json of a struct with BTreeMaps is canonical: fields in declaration
     // order, maps sorted.
-    let json = serde_json::to_vec(declared).unwrap_or_default();
-    let digest = Sha256::digest(&json);
-    digest.iter().take(10).map(|byte| format!("{byte:02x}")).collect()
+    let mut json = Vec::with_capacity(512);
+    if serde_json::to_writer(&mut json, declared).is_err() {
+        json.clear();
+    }
+    hex(&Sha256::digest(&json)[..10])
+}
+
+/// Lower-case hexadecimal, two digits a byte.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -355,5 +368,11 @@ mod tests {
         assert_eq!(a.len(), 20);
         config.insert("limits.cpu".into(), "4".into());
         assert_ne!(a, stamp(&config));
+    }
+
+    #[test]
+    fn hex_is_two_lower_case_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
     }
 }

@@ -10,6 +10,8 @@
 //! The key lists below are public so that the checker and the schema export name the same
 //! keys as the reader.
 
+use std::fmt::{self, Display};
+
 use strsim::{jaro_winkler, osa_distance};
 
 use super::ast::{
@@ -223,6 +225,31 @@ struct Reader<'d> {
     diagnostics: &'d mut Diagnostics,
 }
 
+/// How a message names a place in the file, written out only when there is a message
+/// (formatting it for every key read would cost more than reading the key).
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    /// `` `key` ``
+    Key(&'a str),
+    /// ``the value of `key` ``
+    ValueOf(&'a str),
+    /// ``each item of `key` ``
+    EachItemOf(&'a str),
+    /// A named item: ``machine `web` ``.
+    Item(&'a str, &'a str),
+}
+
+impl Display for Place<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Key(key) => write!(f, "`{key}`"),
+            Place::ValueOf(key) => write!(f, "the value of `{key}`"),
+            Place::EachItemOf(key) => write!(f, "each item of `{key}`"),
+            Place::Item(kind, name) => write!(f, "{kind} `{name}`"),
+        }
+    }
+}
+
 impl Reader<'_> {
     fn push(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
@@ -231,7 +258,7 @@ impl Reader<'_> {
     // ----- diagnostics shared by every place -----
 
     /// E0003 on `node`: `what` must be `expected`.
-    fn wrong_type(&mut self, node: &Node, what: &str, expected: &str, help: Option<String>) {
+    fn wrong_type(&mut self, node: &Node, what: impl Display, expected: &str, help: Option<String>) {
         let found = found(node);
         let mut diagnostic = Diagnostic::new(
             codes::WRONG_TYPE,
@@ -248,7 +275,7 @@ impl Reader<'_> {
     }
 
     /// W0001 on an unknown key, with the closest known key and the valid keys of the place.
-    fn unknown_key(&mut self, key: &Spanned<String>, context: &str, known: &[&str]) {
+    fn unknown_key(&mut self, key: &Spanned<String>, context: impl Display, known: &[&str]) {
         let mut diagnostic = Diagnostic::new(
             codes::UNKNOWN_KEY,
             key.span,
@@ -320,7 +347,7 @@ impl Reader<'_> {
 
     /// The entries of a mapping; null reads as an empty mapping when `null_is_empty`
     /// (anklume reads those sections with `or {}`).
-    fn mapping<'n>(&mut self, node: &'n Node, what: &str, null_is_empty: bool) -> Option<&'n [Entry]> {
+    fn mapping<'n>(&mut self, node: &'n Node, what: impl Display, null_is_empty: bool) -> Option<&'n [Entry]> {
         match &node.kind {
             NodeKind::Map(entries) => Some(entries),
             _ if null_is_empty && is_null(node) => Some(&[]),
@@ -341,7 +368,7 @@ impl Reader<'_> {
                 } else {
                     None
                 };
-                self.wrong_type(node, &format!("{kind} `{name}`"), "a mapping", help);
+                self.wrong_type(node, format!("{kind} `{name}`"), "a mapping", help);
                 None
             }
         }
@@ -354,11 +381,11 @@ impl Reader<'_> {
             _ if is_null(node) => Some(&[]),
             NodeKind::Scalar(scalar) => {
                 let help = format!("write a list: `{key}: [{}]`", scalar.text);
-                self.wrong_type(node, &format!("`{key}`"), "a list", Some(help));
+                self.wrong_type(node, format!("`{key}`"), "a list", Some(help));
                 None
             }
             _ => {
-                self.wrong_type(node, &format!("`{key}`"), "a list", None);
+                self.wrong_type(node, format!("`{key}`"), "a list", None);
                 None
             }
         }
@@ -367,7 +394,7 @@ impl Reader<'_> {
     // ----- scalars -----
 
     /// Any scalar's text but null and booleans.
-    fn string(&mut self, node: &Node, what: &str) -> Option<Text> {
+    fn string(&mut self, node: &Node, what: impl Display) -> Option<Text> {
         match &node.kind {
             NodeKind::Scalar(scalar) => {
                 if !scalar.quoted {
@@ -394,7 +421,7 @@ impl Reader<'_> {
     }
 
     /// A plain YAML integer.
-    fn int(&mut self, node: &Node, what: &str) -> Option<Spanned<i64>> {
+    fn int(&mut self, node: &Node, what: impl Display) -> Option<Spanned<i64>> {
         let help = match &node.kind {
             NodeKind::Scalar(scalar) if !scalar.quoted => match scalar.resolve() {
                 ScalarValue::Int(value) => return Some(Spanned::new(value, node.span)),
@@ -411,7 +438,7 @@ impl Reader<'_> {
     }
 
     /// A YAML 1.2 boolean: `true` or `false`.
-    fn bool(&mut self, node: &Node, what: &str) -> Option<Spanned<bool>> {
+    fn bool(&mut self, node: &Node, what: impl Display) -> Option<Spanned<bool>> {
         let help = match &node.kind {
             NodeKind::Scalar(scalar) => {
                 if !scalar.quoted
@@ -442,7 +469,7 @@ impl Reader<'_> {
         allowed: &[&str],
         parse: impl Fn(&str) -> Option<T>,
     ) -> Option<Spanned<T>> {
-        let text = self.string(node, &format!("`{key}`"))?;
+        let text = self.string(node, Place::Key(key))?;
         match parse(&text.value) {
             Some(value) => Some(Spanned::new(value, text.span)),
             None => {
@@ -460,8 +487,8 @@ impl Reader<'_> {
     /// A list of strings under `key` (null is an empty list).
     fn strings(&mut self, node: &Node, key: &str) -> Vec<Text> {
         let Some(items) = self.sequence(node, key) else { return Vec::new() };
-        let what = format!("each item of `{key}`");
-        items.iter().filter_map(|item| self.string(item, &what)).collect()
+        let what = Place::EachItemOf(key);
+        items.iter().filter_map(|item| self.string(item, what)).collect()
     }
 
     // ----- Incus config maps and devices -----
@@ -469,17 +496,17 @@ impl Reader<'_> {
     /// One Incus config value: a string as written, or an unquoted boolean or number
     /// normalised to the string Incus stores (with an N0002 note).
     fn config_value(&mut self, node: &Node, key: &Text) -> Option<Text> {
-        let what = format!("the value of `{}`", key.value);
+        let what = Place::ValueOf(&key.value);
         let scalar = match &node.kind {
             NodeKind::Scalar(scalar) => scalar,
             NodeKind::Null => {
                 let help = format!("write `{}: \"\"` for an empty value, or remove the key", key.value);
-                self.wrong_type(node, &what, "a string", Some(help));
+                self.wrong_type(node, what, "a string", Some(help));
                 return None;
             }
             _ => {
                 let help = "Incus configuration values are strings".to_string();
-                self.wrong_type(node, &what, "a string", Some(help));
+                self.wrong_type(node, what, "a string", Some(help));
                 return None;
             }
         };
@@ -490,7 +517,7 @@ impl Reader<'_> {
             ScalarValue::Str(_) => return Some(Spanned::new(scalar.text.clone(), node.span)),
             ScalarValue::Null => {
                 let help = format!("write `{}: \"\"` for an empty value, or remove the key", key.value);
-                self.wrong_type(node, &what, "a string", Some(help));
+                self.wrong_type(node, what, "a string", Some(help));
                 return None;
             }
             ScalarValue::Bool(value) => value.to_string(),
@@ -632,26 +659,26 @@ impl Reader<'_> {
         let mut global = Global::default();
         for entry in entries {
             let key = entry.key.value.as_str();
-            let what = format!("`{key}`");
+            let what = Place::Key(key);
             let value = &entry.value;
             match key {
                 "addressing" => global.addressing = self.addressing(value),
-                "base_subnet" => global.base_subnet = self.string(value, &what),
-                "default_os_image" => global.default_os_image = self.string(value, &what),
-                "default_connection" => global.default_connection = self.string(value, &what),
-                "default_user" => global.default_user = self.string(value, &what),
+                "base_subnet" => global.base_subnet = self.string(value, what),
+                "default_os_image" => global.default_os_image = self.string(value, what),
+                "default_connection" => global.default_connection = self.string(value, what),
+                "default_user" => global.default_user = self.string(value, what),
                 "gpu_policy" => {
                     global.gpu_policy = self.keyword(value, key, GpuPolicy::KEYWORDS, GpuPolicy::from_keyword)
                 }
-                "incus_instances_lxc_retries" => global.waits.lxc_retries = self.int(value, &what),
-                "incus_instances_lxc_delay" => global.waits.lxc_delay = self.int(value, &what),
-                "incus_instances_vm_retries" => global.waits.vm_retries = self.int(value, &what),
-                "incus_instances_vm_delay" => global.waits.vm_delay = self.int(value, &what),
-                "incus_instances_vm_agent_retries" => global.waits.vm_agent_retries = self.int(value, &what),
-                "incus_instances_vm_agent_delay" => global.waits.vm_agent_delay = self.int(value, &what),
-                "storage_pool" => global.storage_pool = self.string(value, &what),
-                "nat" => global.nat = self.bool(value, &what),
-                "incus_remote" => global.incus_remote = self.string(value, &what),
+                "incus_instances_lxc_retries" => global.waits.lxc_retries = self.int(value, what),
+                "incus_instances_lxc_delay" => global.waits.lxc_delay = self.int(value, what),
+                "incus_instances_vm_retries" => global.waits.vm_retries = self.int(value, what),
+                "incus_instances_vm_delay" => global.waits.vm_delay = self.int(value, what),
+                "incus_instances_vm_agent_retries" => global.waits.vm_agent_retries = self.int(value, what),
+                "incus_instances_vm_agent_delay" => global.waits.vm_agent_delay = self.int(value, what),
+                "storage_pool" => global.storage_pool = self.string(value, what),
+                "nat" => global.nat = self.bool(value, what),
+                "incus_remote" => global.incus_remote = self.string(value, what),
                 "firewall_mode" => {
                     self.not_acted_on(
                         &entry.key,
@@ -665,11 +692,11 @@ impl Reader<'_> {
                 }
                 "ai_access_default" => {
                     self.not_acted_on(&entry.key, AI_READER);
-                    self.string(value, &what);
+                    self.string(value, what);
                 }
                 "ai_vram_flush" => {
                     self.not_acted_on(&entry.key, AI_READER);
-                    self.bool(value, &what);
+                    self.bool(value, what);
                 }
                 "resource_policy" => {
                     self.not_acted_on(
@@ -684,21 +711,21 @@ impl Reader<'_> {
                         &entry.key,
                         "anklume reads it to prefix Incus names when it runs nested; anklumec does not",
                     );
-                    self.bool(value, &what);
+                    self.bool(value, what);
                 }
                 "shared_volumes_base" => {
                     self.not_acted_on(
                         &entry.key,
                         "anklume's generator reads it for the host paths of shared volumes, which the deployment plan does not create yet",
                     );
-                    self.string(value, &what);
+                    self.string(value, what);
                 }
                 "persistent_data_base" => {
                     self.not_acted_on(
                         &entry.key,
                         "anklume's generator reads it for the host paths of persistent data, which the deployment plan does not create yet",
                     );
-                    self.string(value, &what);
+                    self.string(value, what);
                 }
                 _ if key.starts_with(GLOBAL_NOT_ACTED_ON_PREFIX) => self.not_acted_on(&entry.key, AI_READER),
                 _ => self.unknown_key(&entry.key, "`global`", GLOBAL_KEYS),
@@ -712,12 +739,12 @@ impl Reader<'_> {
         let mut addressing = Addressing { span: node.span, base_octet: None, zone_base: None, zone_step: None };
         for entry in entries {
             let key = entry.key.value.as_str();
-            let what = format!("`{key}`");
+            let what = Place::Key(key);
             match key {
-                "base_octet" => addressing.base_octet = self.int(&entry.value, &what),
-                "zone_base" => addressing.zone_base = self.int(&entry.value, &what),
+                "base_octet" => addressing.base_octet = self.int(&entry.value, what),
+                "zone_base" => addressing.zone_base = self.int(&entry.value, what),
                 "zone_step" => {
-                    addressing.zone_step = self.int(&entry.value, &what);
+                    addressing.zone_step = self.int(&entry.value, what);
                     // anklume validates zone_step but its zone offsets are fixed; say so
                     // when a user sets it expecting an effect.
                     if addressing.zone_step.as_ref().is_some_and(|step| step.value != 10) {
@@ -764,7 +791,7 @@ impl Reader<'_> {
                     for item in reserve {
                         let reserve_key = item.key.value.as_str();
                         if HOST_RESERVE_KEYS.contains(&reserve_key) {
-                            self.string(&item.value, &format!("`{reserve_key}`"));
+                            self.string(&item.value, format!("`{reserve_key}`"));
                         } else {
                             self.unknown_key(&item.key, "`resource_policy.host_reserve`", HOST_RESERVE_KEYS);
                         }
@@ -785,7 +812,7 @@ impl Reader<'_> {
     fn domain(&mut self, entry: &Entry) -> Option<Domain> {
         let name = &entry.key;
         let entries = self.item_mapping(&entry.value, "domain", &name.value)?;
-        let context = format!("domain `{}`", name.value);
+        let context = Place::Item("domain", &name.value);
         let mut domain = Domain {
             name: name.clone(),
             description: None,
@@ -800,20 +827,20 @@ impl Reader<'_> {
         };
         for entry in entries {
             let key = entry.key.value.as_str();
-            let what = format!("`{key}`");
+            let what = Place::Key(key);
             let value = &entry.value;
             match key {
-                "description" => domain.description = self.string(value, &what),
+                "description" => domain.description = self.string(value, what),
                 "trust_level" => {
                     domain.trust_level = self.keyword(value, key, TrustLevel::KEYWORDS, TrustLevel::from_keyword);
                 }
                 "subnet_id" => {
-                    domain.subnet_id = self.int(value, &what);
+                    domain.subnet_id = self.int(value, what);
                     domain.subnet_id_written = true;
                 }
-                "ephemeral" => domain.ephemeral = self.bool(value, &what),
-                "enabled" => domain.enabled = self.bool(value, &what),
-                "nat" => domain.nat = self.bool(value, &what),
+                "ephemeral" => domain.ephemeral = self.bool(value, what),
+                "enabled" => domain.enabled = self.bool(value, what),
+                "nat" => domain.nat = self.bool(value, what),
                 "profiles" => domain.profiles = self.profiles(value),
                 "machines" => domain.machines = self.machines(value),
                 "file_portal" => {
@@ -823,7 +850,7 @@ impl Reader<'_> {
                     );
                     self.mapping(value, "`file_portal`", true);
                 }
-                _ => self.unknown_key(&entry.key, &context, DOMAIN_KEYS),
+                _ => self.unknown_key(&entry.key, context, DOMAIN_KEYS),
             }
         }
         Some(domain)
@@ -837,14 +864,14 @@ impl Reader<'_> {
     fn profile(&mut self, entry: &Entry) -> Option<Profile> {
         let name = &entry.key;
         let entries = self.item_mapping(&entry.value, "profile", &name.value)?;
-        let context = format!("profile `{}`", name.value);
+        let context = Place::Item("profile", &name.value);
         let mut profile = Profile { name: name.clone(), description: None, config: Vec::new(), devices: Vec::new() };
         for entry in entries {
             match entry.key.value.as_str() {
                 "description" => profile.description = self.string(&entry.value, "`description`"),
                 "config" => profile.config = self.config(&entry.value),
                 "devices" => profile.devices = self.devices(&entry.value),
-                _ => self.unknown_key(&entry.key, &context, PROFILE_KEYS),
+                _ => self.unknown_key(&entry.key, context, PROFILE_KEYS),
             }
         }
         Some(profile)
@@ -860,7 +887,7 @@ impl Reader<'_> {
     fn machine(&mut self, entry: &Entry) -> Option<Machine> {
         let name = &entry.key;
         let entries = self.item_mapping(&entry.value, "machine", &name.value)?;
-        let context = format!("machine `{}`", name.value);
+        let context = Place::Item("machine", &name.value);
         let mut machine = Machine {
             name: name.clone(),
             description: None,
@@ -882,26 +909,26 @@ impl Reader<'_> {
         };
         for entry in entries {
             let key = entry.key.value.as_str();
-            let what = format!("`{key}`");
+            let what = Place::Key(key);
             let value = &entry.value;
             match key {
-                "description" => machine.description = self.string(value, &what),
+                "description" => machine.description = self.string(value, what),
                 "type" => {
                     machine.instance_type =
                         self.keyword(value, key, InstanceType::KEYWORDS, InstanceType::from_keyword);
                 }
-                "ip" => machine.ip = self.string(value, &what),
-                "os_image" => machine.os_image = self.string(value, &what),
-                "ephemeral" => machine.ephemeral = self.bool(value, &what),
+                "ip" => machine.ip = self.string(value, what),
+                "os_image" => machine.os_image = self.string(value, what),
+                "ephemeral" => machine.ephemeral = self.bool(value, what),
                 "profiles" => machine.profiles = self.machine_profiles(value),
                 "config" => machine.config = self.config(value),
                 "devices" => machine.devices = self.devices(value),
                 "roles" => machine.roles = self.strings(value, key),
-                "gpu" => machine.gpu = self.bool(value, &what),
-                "boot_autostart" => machine.boot_autostart = self.bool(value, &what),
-                "boot_priority" => machine.boot_priority = self.int(value, &what),
-                "snapshots_schedule" => machine.snapshots_schedule = self.string(value, &what),
-                "snapshots_expiry" => machine.snapshots_expiry = self.string(value, &what),
+                "gpu" => machine.gpu = self.bool(value, what),
+                "boot_autostart" => machine.boot_autostart = self.bool(value, what),
+                "boot_priority" => machine.boot_priority = self.int(value, what),
+                "snapshots_schedule" => machine.snapshots_schedule = self.string(value, what),
+                "snapshots_expiry" => machine.snapshots_expiry = self.string(value, what),
                 "storage_volumes" => machine.storage_volumes = self.storage_volumes(value),
                 "persistent_data" => {
                     self.not_acted_on_unless_empty(
@@ -928,7 +955,7 @@ impl Reader<'_> {
                     );
                     self.weight(value);
                 }
-                _ => self.unknown_key(&entry.key, &context, MACHINE_KEYS),
+                _ => self.unknown_key(&entry.key, context, MACHINE_KEYS),
             }
         }
         Some(machine)
@@ -971,16 +998,16 @@ impl Reader<'_> {
         for entry in entries {
             let name = &entry.key;
             let Some(fields) = self.item_mapping(&entry.value, "storage volume", &name.value) else { continue };
-            let context = format!("storage volume `{}`", name.value);
+            let context = Place::Item("storage volume", &name.value);
             let mut volume = StorageVolume { name: name.clone(), pool: None, size: None, path: None };
             for field in fields {
                 let key = field.key.value.as_str();
-                let what = format!("`{key}`");
+                let what = Place::Key(key);
                 match key {
-                    "pool" => volume.pool = self.string(&field.value, &what),
-                    "size" => volume.size = self.string(&field.value, &what),
-                    "path" => volume.path = self.string(&field.value, &what),
-                    _ => self.unknown_key(&field.key, &context, STORAGE_VOLUME_KEYS),
+                    "pool" => volume.pool = self.string(&field.value, what),
+                    "size" => volume.size = self.string(&field.value, what),
+                    "path" => volume.path = self.string(&field.value, what),
+                    _ => self.unknown_key(&field.key, context, STORAGE_VOLUME_KEYS),
                 }
             }
             volumes.push(volume);
@@ -996,13 +1023,13 @@ impl Reader<'_> {
             let Some(fields) = self.item_mapping(&entry.value, "persistent data entry", &name.value) else {
                 continue;
             };
-            let context = format!("persistent data `{}`", name.value);
+            let context = Place::Item("persistent data", &name.value);
             let mut item = PersistentData { name: name.clone(), path: None, readonly: None };
             for field in fields {
                 match field.key.value.as_str() {
                     "path" => item.path = self.string(&field.value, "`path`"),
                     "readonly" => item.readonly = self.bool(&field.value, "`readonly`"),
-                    _ => self.unknown_key(&field.key, &context, PERSISTENT_DATA_KEYS),
+                    _ => self.unknown_key(&field.key, context, PERSISTENT_DATA_KEYS),
                 }
             }
             data.push(item);
@@ -1032,15 +1059,15 @@ impl Reader<'_> {
             };
             for entry in entries {
                 let key = entry.key.value.as_str();
-                let what = format!("`{key}`");
+                let what = Place::Key(key);
                 let value = &entry.value;
                 match key {
-                    "description" => policy.description = self.string(value, &what),
-                    "from" => policy.from = self.string(value, &what),
-                    "to" => policy.to = self.string(value, &what),
+                    "description" => policy.description = self.string(value, what),
+                    "from" => policy.from = self.string(value, what),
+                    "to" => policy.to = self.string(value, what),
                     "ports" => policy.ports = self.ports(value),
                     "protocol" => policy.protocol = self.keyword(value, key, PROTOCOL_KEYWORDS, protocol_from_keyword),
-                    "bidirectional" => policy.bidirectional = self.bool(value, &what),
+                    "bidirectional" => policy.bidirectional = self.bool(value, what),
                     _ => self.unknown_key(&entry.key, &context, NETWORK_POLICY_KEYS),
                 }
             }
@@ -1096,16 +1123,16 @@ impl Reader<'_> {
         for entry in entries {
             let name = &entry.key;
             let Some(fields) = self.item_mapping(&entry.value, "shared volume", &name.value) else { continue };
-            let context = format!("shared volume `{}`", name.value);
+            let context = Place::Item("shared volume", &name.value);
             let mut volume =
                 SharedVolume { name: name.clone(), source: None, path: None, shift: None, consumers: Vec::new() };
             for field in fields {
                 let key = field.key.value.as_str();
-                let what = format!("`{key}`");
+                let what = Place::Key(key);
                 match key {
-                    "source" => volume.source = self.string(&field.value, &what),
-                    "path" => volume.path = self.string(&field.value, &what),
-                    "shift" => volume.shift = self.bool(&field.value, &what),
+                    "source" => volume.source = self.string(&field.value, what),
+                    "path" => volume.path = self.string(&field.value, what),
+                    "shift" => volume.shift = self.bool(&field.value, what),
                     "consumers" => {
                         let Some(consumers) = self.mapping(&field.value, "`consumers`", true) else { continue };
                         for consumer in consumers {
@@ -1116,7 +1143,7 @@ impl Reader<'_> {
                             volume.consumers.push((consumer.key.clone(), mode));
                         }
                     }
-                    _ => self.unknown_key(&field.key, &context, SHARED_VOLUME_KEYS),
+                    _ => self.unknown_key(&field.key, context, SHARED_VOLUME_KEYS),
                 }
             }
             volumes.push(volume);

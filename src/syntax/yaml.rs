@@ -30,7 +30,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::collections::hash_map::Entry as Slot;
 
 use granit_parser::{ErrorKind, Event, Marker, Parser, ScalarStyle, ScanError, StructureStyle, Tag};
 
@@ -327,7 +326,38 @@ struct Frame {
 
 enum Content {
     Seq(Vec<Node>),
-    Map { entries: Vec<Entry>, key: KeySlot, seen: HashMap<String, Span> },
+    Map { entries: Vec<Entry>, key: KeySlot, keys: KeyIndex },
+}
+
+/// Where the keys of a mapping being built were first written, to find duplicates: a
+/// scan of its entries while it is small (no copy of its keys), an index once it is
+/// large (no quadratic time, whatever the input).
+#[derive(Default)]
+struct KeyIndex {
+    index: Option<HashMap<String, Span>>,
+}
+
+impl KeyIndex {
+    /// Mappings up to this many entries are scanned.
+    const SCANNED: usize = 16;
+
+    /// Where `key` was first written, if it already is a key of `entries`.
+    fn first(&self, entries: &[Entry], key: &str) -> Option<Span> {
+        match &self.index {
+            Some(index) => index.get(key).copied(),
+            None => entries.iter().find(|entry| entry.key.value == key).map(|entry| entry.key.span),
+        }
+    }
+
+    /// `key` is the mapping's next key (its entry is pushed once its value is read).
+    fn add(&mut self, entries: &[Entry], key: &Spanned<String>) {
+        let index = match &mut self.index {
+            Some(index) => index,
+            None if entries.len() < Self::SCANNED => return,
+            None => self.index.insert(entries.iter().map(|entry| (entry.key.value.clone(), entry.key.span)).collect()),
+        };
+        index.insert(key.value.clone(), key.span);
+    }
 }
 
 /// In a mapping, whether the next node is a key or the value of which key.
@@ -541,7 +571,7 @@ impl<'a> Builder<'a> {
         }
         self.nodes += 1;
         let content = if map {
-            Content::Map { entries: Vec::new(), key: KeySlot::Empty, seen: HashMap::new() }
+            Content::Map { entries: Vec::new(), key: KeySlot::Empty, keys: KeyIndex::default() }
         } else {
             Content::Seq(Vec::new())
         };
@@ -705,8 +735,8 @@ impl<'a> Builder<'a> {
         frame.height = frame.height.max(height);
         match &mut frame.content {
             Content::Seq(items) => items.push(node),
-            Content::Map { entries, key, seen } => match std::mem::replace(key, KeySlot::Empty) {
-                KeySlot::Empty => *key = make_key(node, written, seen, self.text, self.diagnostics),
+            Content::Map { entries, key, keys } => match std::mem::replace(key, KeySlot::Empty) {
+                KeySlot::Empty => *key = make_key(node, written, entries, keys, self.text, self.diagnostics),
                 KeySlot::Key(key) => entries.push(Entry { key, value: node }),
                 KeySlot::Drop => {}
             },
@@ -796,34 +826,31 @@ impl<'a> Builder<'a> {
 fn make_key(
     node: Node,
     written: Span,
-    seen: &mut HashMap<String, Span>,
+    entries: &[Entry],
+    keys: &mut KeyIndex,
     text: &str,
     diagnostics: &mut Diagnostics,
 ) -> KeySlot {
     let problem = match node.kind {
         NodeKind::Scalar(scalar) if !matches!(scalar.resolve(), ScalarValue::Null) => {
-            return match seen.entry(scalar.text) {
-                Slot::Occupied(first) => {
-                    let name = first.key();
-                    diagnostics.push(
-                        Diagnostic::new(
-                            codes::DUPLICATE_KEY,
-                            written,
-                            format!("duplicate key `{name}`"),
-                            format!("`{name}` is defined again here"),
-                        )
-                        .with_label(*first.get(), "first defined here")
-                        .with_help("Remove one of the two entries or rename one; a mapping holds each key once.")
-                        .with_note("anklumec keeps the first entry and ignores this one"),
-                    );
-                    KeySlot::Drop
-                }
-                Slot::Vacant(vacant) => {
-                    let key = Spanned::new(vacant.key().clone(), written);
-                    vacant.insert(written);
-                    KeySlot::Key(key)
-                }
-            };
+            if let Some(first) = keys.first(entries, &scalar.text) {
+                let name = &scalar.text;
+                diagnostics.push(
+                    Diagnostic::new(
+                        codes::DUPLICATE_KEY,
+                        written,
+                        format!("duplicate key `{name}`"),
+                        format!("`{name}` is defined again here"),
+                    )
+                    .with_label(first, "first defined here")
+                    .with_help("Remove one of the two entries or rename one; a mapping holds each key once.")
+                    .with_note("anklumec keeps the first entry and ignores this one"),
+                );
+                return KeySlot::Drop;
+            }
+            let key = Spanned::new(scalar.text, written);
+            keys.add(entries, &key);
+            return KeySlot::Key(key);
         }
         NodeKind::Null => ("empty mapping key", "this entry has no key", "Write a name before the `:`."),
         NodeKind::Scalar(_) => (
@@ -1461,6 +1488,29 @@ domains:
         assert_eq!(at(text, diagnostics[1].labels[1].span), "\"b\"");
         assert_eq!(root.as_map().unwrap().len(), 2);
         assert_eq!(text_of(path(&root, &["a"])), "1");
+    }
+
+    /// Large mappings find duplicates through an index instead of a scan: the same
+    /// answers on both sides of the switch, for keys written before and after it.
+    #[test]
+    fn duplicate_keys_in_large_mappings() {
+        for size in [KeyIndex::SCANNED - 1, KeyIndex::SCANNED, KeyIndex::SCANNED + 1, 3 * KeyIndex::SCANNED] {
+            let mut text: String = (0..size).map(|n| format!("k{n}: {n}\n")).collect();
+            text.push_str("k0: again\n");
+            text.push_str(&format!("k{}: again\n", size - 1));
+            text.push_str("last: 1\n");
+            let (root, diagnostics) = read(&text);
+            assert_eq!(diagnostics.len(), 2, "{size} keys");
+            assert!(diagnostics.iter().all(|d| d.code == codes::DUPLICATE_KEY));
+            assert_eq!(at(&text, diagnostics[0].labels[1].span), "k0");
+            assert_eq!(diagnostics[0].labels[1].span.start, 0);
+            let last = format!("k{}", size - 1);
+            assert_eq!(at(&text, diagnostics[1].labels[1].span), last);
+            assert_eq!(diagnostics[1].labels[1].span.start, text.find(&format!("{last}:")).unwrap());
+            let root = root.unwrap();
+            assert_eq!(root.as_map().unwrap().len(), size + 1, "{size} keys");
+            assert_eq!(text_of(path(&root, &["k0"])), "0");
+        }
     }
 
     #[test]
