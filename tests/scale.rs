@@ -202,7 +202,8 @@ fn a_converged_rerun_costs_the_same_calls_for_100_or_1000_machines() {
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         assert!(mutations.is_empty(), "{machines} machines: a converged rerun changed {mutations:?}");
         let unchanged = machines + 3 * projects;
-        assert!(stdout.ends_with(&format!("0 created, 0 changed, {unchanged} unchanged\n")), "{stdout}");
+        let summary = format!("0 created, 0 changed, {unchanged} unchanged");
+        assert!(stdout.lines().any(|line| line == summary), "{stdout}");
         let lists = calls.iter().filter(|call| call.starts_with("list ")).count();
         assert_eq!(lists, projects, "one `incus list` a project");
         counts.push(calls.len());
