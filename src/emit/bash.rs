@@ -15,7 +15,7 @@
 //! and rendered in parts, one thread a core, and joined in order; a step's text
 //! depends on nothing but the step, so the script does not depend on how many parts.
 
-use crate::plan::{Action, Config, Devices, Plan, Step};
+use crate::plan::{Action, Config, Devices, NetworkSpec, Plan, ProjectSpec, Step};
 use crate::source::{Location, escape_controls};
 use minijinja::value::{Enumerator, Object, Value};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, context};
@@ -510,15 +510,11 @@ fn step_view(step: &Step, quoter: &mut Quoter) -> Result<Option<Value>, EmitErro
         devices: None,
     };
     match &step.action {
-        Action::EnsureProject(spec) => {
-            view.name = Some(quoter.word(&spec.name)?);
-            view.description = Some(quoter.word(&spec.description)?);
-            view.config = Some(quoter.pairs(&spec.config)?);
-        }
-        Action::EnsureNetwork(spec) => {
-            view.name = Some(quoter.word(&spec.name)?);
-            view.description = Some(quoter.word(&spec.description)?);
-            view.config = Some(quoter.pairs(&spec.config)?);
+        Action::EnsureProject(ProjectSpec { name, description, config })
+        | Action::EnsureNetwork(NetworkSpec { name, description, config }) => {
+            view.name = Some(quoter.word(name)?);
+            view.description = Some(quoter.word(description)?);
+            view.config = Some(quoter.pairs(config)?);
         }
         Action::EnsureVolume(spec) => {
             view.project = Some(quoter.word(&spec.project)?);
