@@ -185,33 +185,32 @@ fn sarif_output_has_the_structure_code_scanning_needs() {
     assert!(location["region"]["endColumn"].as_u64() > location["region"]["startColumn"].as_u64());
 }
 
+/// anklumec in `dir` with `$INCUS_SOCKET` naming a socket nobody listens on: the exit
+/// status and standard error.
+fn without_server(args: &[&str], dir: &Path) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_anklumec"))
+        .args(args)
+        .env("INCUS_SOCKET", dir.join("no-such.socket"))
+        .current_dir(dir)
+        .output()
+        .expect("runs");
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
 /// The runner's commands exit 2, with a message naming the socket, when no server
 /// answers; and 1, sending nothing, when the input has errors.
 #[test]
 fn runner_commands_without_a_server_exit_2_and_with_bad_input_exit_1() {
     let dir = dir_with(&[("infra.yml", GOOD), ("bad.yml", BAD)]);
-    let socket = dir.path().join("no-such.socket");
     for command in [&["apply"][..], &["destroy"], &["destroy", "--force"], &["diff"]] {
         let mut args = command.to_vec();
         args.push("infra.yml");
-        let output = Command::new(env!("CARGO_BIN_EXE_anklumec"))
-            .args(&args)
-            .env("INCUS_SOCKET", &socket)
-            .current_dir(dir.path())
-            .output()
-            .expect("runs");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        let (code, stderr) = without_server(&args, dir.path());
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains("does not answer") && stderr.contains("no-such.socket"), "{args:?}: {stderr}");
     }
-    let output = Command::new(env!("CARGO_BIN_EXE_anklumec"))
-        .args(["destroy", "bad.yml"])
-        .env("INCUS_SOCKET", &socket)
-        .current_dir(dir.path())
-        .output()
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = without_server(&["destroy", "bad.yml"], dir.path());
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("E0005") && !stderr.contains("does not answer"), "{stderr}");
 }
 
@@ -223,19 +222,12 @@ fn runner_commands_refuse_a_plan_for_another_remote() {
         GOOD.replace("  default_os_image: tiny\n", &format!("  default_os_image: tiny\n  incus_remote: {name}\n"))
     };
     let dir = dir_with(&[("prod.yml", &remote("prod")), ("local.yml", &remote("local"))]);
-    let socket = dir.path().join("no-such.socket");
     for command in ["apply", "destroy", "diff"] {
         for (file, expected) in
             [("prod.yml", "the runner only speaks to the local server"), ("local.yml", "does not answer")]
         {
-            let output = Command::new(env!("CARGO_BIN_EXE_anklumec"))
-                .args([command, file])
-                .env("INCUS_SOCKET", &socket)
-                .current_dir(dir.path())
-                .output()
-                .expect("runs");
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            assert_eq!(output.status.code(), Some(2), "{command} {file}: {stderr}");
+            let (code, stderr) = without_server(&[command, file], dir.path());
+            assert_eq!(code, Some(2), "{command} {file}: {stderr}");
             assert!(stderr.contains(expected), "{command} {file}: {stderr}");
         }
     }
