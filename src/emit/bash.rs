@@ -331,27 +331,59 @@ fn header(plan: &Plan) -> Result<Value, EmitError> {
     })
 }
 
-/// `work` over `parts` consecutive runs of `steps`, the first on this thread and each
-/// other on a thread of its own, with the results in order.
+/// `work` over `parts` consecutive runs of `steps` of about equal rendering cost, the
+/// first on this thread and each other on a thread of its own, with the results in order.
 fn in_parts<T: Send>(
     steps: &[Step],
     parts: usize,
     work: impl Fn(&[Step]) -> Result<T, EmitError> + Sync,
 ) -> Result<Vec<T>, EmitError> {
-    let size = steps.len().div_ceil(parts.max(1)).max(1);
-    let mut runs = steps.chunks(size);
-    let Some(first) = runs.next() else {
+    let runs = balanced_runs(steps, parts);
+    let Some((first, others)) = runs.split_first() else {
         return Ok(vec![work(steps)?]);
     };
     let work = &work;
     std::thread::scope(|scope| {
-        let others: Vec<_> = runs.map(|run| scope.spawn(move || work(run))).collect();
+        let others: Vec<_> = others.iter().map(|run| scope.spawn(move || work(run))).collect();
         let mut results = vec![work(first)?];
         for other in others {
             results.push(other.join().map_err(|_| EmitError("a rendering thread panicked".into()))??);
         }
         Ok(results)
     })
+}
+
+/// `steps` cut into at most `parts` consecutive runs of about equal [`render_cost`]. A
+/// plan ends with its start steps and then its wait steps, which cost little or nothing
+/// to render: cutting by count would leave the last part almost idle.
+fn balanced_runs(steps: &[Step], parts: usize) -> Vec<&[Step]> {
+    let total: usize = steps.iter().map(render_cost).sum();
+    let share = total.div_ceil(parts.max(1)).max(1);
+    let mut runs = Vec::with_capacity(parts);
+    let (mut start, mut cost) = (0, 0);
+    for (index, step) in steps.iter().enumerate() {
+        cost += render_cost(step);
+        if cost >= share && runs.len() + 1 < parts {
+            runs.push(&steps[start..=index]);
+            (start, cost) = (index + 1, 0);
+        }
+    }
+    if start < steps.len() || runs.is_empty() {
+        runs.push(&steps[start..]);
+    }
+    runs
+}
+
+/// A step's share of the work of rendering: about the lines of script it becomes.
+fn render_cost(step: &Step) -> usize {
+    let devices = |devices: &Devices| devices.values().map(|device| 1 + device.options.len()).sum::<usize>();
+    match &step.action {
+        Action::EnsureInstance(spec) => 6 + spec.config.len() + devices(&spec.devices),
+        Action::EnsureProfile(spec) => 4 + spec.config.len() + devices(&spec.devices),
+        Action::EnsureProject(_) | Action::EnsureNetwork(_) | Action::EnsureVolume(_) => 4,
+        Action::StartInstance(_) => 3,
+        Action::WaitRunning(_) | Action::WaitAgent(_) => 0,
+    }
 }
 
 /// What the templates see of one step. Fields a step's action does not have are
@@ -628,6 +660,34 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 10, "only {checked} fixtures compiled");
+    }
+
+    /// The runs cover the steps in order, one after the other, and share the cost
+    /// evenly: the start and wait steps at a plan's end do not make a part of their own.
+    #[test]
+    fn parts_are_consecutive_runs_of_about_equal_cost() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/ok/anklume__infra.yml.example.yml"
+        ));
+        let plan = crate::compile::compile_source("infra.yml", &text.unwrap_or_default(), Default::default()).plan;
+        let Some(plan) = plan else { panic!("the example compiles") };
+        let total: usize = plan.steps.iter().map(render_cost).sum();
+        for parts in 1..=plan.steps.len() + 2 {
+            let runs = balanced_runs(&plan.steps, parts);
+            assert!(!runs.is_empty() && runs.len() <= parts, "{} runs for {parts} parts", runs.len());
+            let mut next = 0;
+            for run in &runs {
+                assert!(std::ptr::eq(run.as_ptr(), plan.steps[next..].as_ptr()), "runs follow each other");
+                next += run.len();
+            }
+            assert_eq!(next, plan.steps.len(), "the runs cover every step");
+            let heaviest = plan.steps.iter().map(render_cost).max().unwrap_or(0);
+            for run in &runs[..runs.len() - 1] {
+                let cost: usize = run.iter().map(render_cost).sum();
+                assert!(cost < total.div_ceil(parts) + heaviest, "a run of cost {cost} in {parts} parts");
+            }
+        }
     }
 
     #[test]
