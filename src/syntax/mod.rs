@@ -2,6 +2,7 @@
 //! infra.yml ([`ast`]) by [`read`], which reports shape and type problems.
 
 pub mod ast;
+mod parts;
 pub mod read;
 pub mod split;
 pub mod yaml;

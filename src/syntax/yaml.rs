@@ -33,6 +33,7 @@ use std::collections::HashMap;
 
 use granit_parser::{ErrorKind, Event, Marker, Parser, ScalarStyle, ScanError, StructureStyle, Tag};
 
+use super::parts;
 use crate::diagnostics::{Diagnostic, Diagnostics, codes};
 use crate::source::{FileId, Span, Spanned};
 
@@ -252,6 +253,39 @@ pub fn parse(file: FileId, text: &str, limits: &Limits, diagnostics: &mut Diagno
         return None;
     }
 
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if cores > 1
+        && text.len() >= parts::MIN_BYTES
+        && let Some(root) = parts::parse_in_parts(file, text, limits, cores)
+    {
+        return Some(root);
+    }
+    parse_whole(file, text, limits, diagnostics)
+}
+
+/// [`parse`] on one thread, whatever the size of the text.
+pub(super) fn parse_whole(file: FileId, text: &str, limits: &Limits, diagnostics: &mut Diagnostics) -> Option<Node> {
+    read_events(file, text, 0, limits, diagnostics).root
+}
+
+/// What reading one text (a whole file, or a part of one) gave.
+pub(super) struct Read {
+    pub root: Option<Node>,
+    /// Nodes built, aliases expanded.
+    pub nodes: usize,
+    /// Whether the text defined an anchor or used an alias.
+    pub aliases: bool,
+}
+
+/// Read `text`, which starts `base` bytes into its file, as one YAML document. Spans
+/// are offsets in the file.
+pub(super) fn read_events(
+    file: FileId,
+    text: &str,
+    base: usize,
+    limits: &Limits,
+    diagnostics: &mut Diagnostics,
+) -> Read {
     // granit has its own nesting limits. Its scanner may read up to 1024 characters ahead
     // (a possible simple key) before the parser emits the events of what it read, so keep
     // its limits out of the way: the builder reports depth at the first collection too deep.
@@ -264,7 +298,7 @@ pub fn parse(file: FileId, text: &str, limits: &Limits, diagnostics: &mut Diagno
         block_nesting_limit: nesting,
     };
     let mut parser = Parser::new_from_str_with_options(text, options);
-    let mut builder = Builder::new(file, text, limits, diagnostics);
+    let mut builder = Builder::new(file, text, base, limits, diagnostics);
     while let Some(next) = parser.next_event() {
         match next {
             Ok((event, span)) => {
@@ -272,12 +306,12 @@ pub fn parse(file: FileId, text: &str, limits: &Limits, diagnostics: &mut Diagno
                 match builder.event(event, range) {
                     Step::Continue => {}
                     Step::Done => break,
-                    Step::Abort => return None,
+                    Step::Abort => return builder.aborted(),
                 }
             }
             Err(error) => {
                 builder.scan_error(&error);
-                return None;
+                return builder.aborted();
             }
         }
     }
@@ -371,6 +405,8 @@ enum KeySlot {
 struct Builder<'a> {
     file: FileId,
     text: &'a str,
+    /// Where `text` starts in the file: offsets in `text` plus this are spans.
+    base: usize,
     limits: &'a Limits,
     diagnostics: &'a mut Diagnostics,
     stack: Vec<Frame>,
@@ -390,10 +426,17 @@ struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    fn new(file: FileId, text: &'a str, limits: &'a Limits, diagnostics: &'a mut Diagnostics) -> Builder<'a> {
+    fn new(
+        file: FileId,
+        text: &'a str,
+        base: usize,
+        limits: &'a Limits,
+        diagnostics: &'a mut Diagnostics,
+    ) -> Builder<'a> {
         Builder {
             file,
             text,
+            base,
             limits,
             diagnostics,
             stack: Vec::new(),
@@ -409,7 +452,7 @@ impl<'a> Builder<'a> {
     }
 
     fn span(&self, start: usize, end: usize) -> Span {
-        Span::new(self.file, start, end)
+        Span::new(self.file, self.base + start, self.base + end)
     }
 
     /// Byte range of a granit span, clamped to the text and to character boundaries.
@@ -715,7 +758,7 @@ impl<'a> Builder<'a> {
         if let Some(Frame { content: Content::Map { key: key @ KeySlot::Empty, .. }, end, .. }) = self.stack.last_mut()
         {
             *key = KeySlot::Drop;
-            *end = (*end).max(span.end);
+            *end = (*end).max(span.end - self.base);
             return Step::Continue;
         }
         self.attach(Node { span, kind: NodeKind::Null }, span, 0);
@@ -731,12 +774,13 @@ impl<'a> Builder<'a> {
             }
             return;
         };
-        frame.end = frame.end.max(written.end);
+        // Frames hold offsets in `self.text`; spans are offsets in the file.
+        frame.end = frame.end.max(written.end - self.base);
         frame.height = frame.height.max(height);
         match &mut frame.content {
             Content::Seq(items) => items.push(node),
             Content::Map { entries, key, keys } => match std::mem::replace(key, KeySlot::Empty) {
-                KeySlot::Empty => *key = make_key(node, written, entries, keys, self.text, self.diagnostics),
+                KeySlot::Empty => *key = make_key(node, written, entries, keys, self.text, self.base, self.diagnostics),
                 KeySlot::Key(key) => entries.push(Entry { key, value: node }),
                 KeySlot::Drop => {}
             },
@@ -790,7 +834,7 @@ impl<'a> Builder<'a> {
         // that was never closed: show which one is still open.
         if let Some(open) = self.stack.iter().rev().find(|frame| frame.flow)
             && let Some(bracket @ ('[' | '{')) = self.text.get(open.start..).and_then(|rest| rest.chars().next())
-            && open.start < at.start
+            && open.start + self.base < at.start
         {
             let closing = if bracket == '[' { ']' } else { '}' };
             diagnostic = diagnostic.with_label(
@@ -801,7 +845,7 @@ impl<'a> Builder<'a> {
         self.diagnostics.push(diagnostic);
     }
 
-    fn finish(self) -> Option<Node> {
+    fn finish(self) -> Read {
         if self.documents == 0 || (self.root.is_none() && !self.broken) {
             let has_text = self.text.lines().any(|line| !line.trim().is_empty());
             let label = if has_text { "the file holds only comments" } else { "the file is empty" };
@@ -816,9 +860,15 @@ impl<'a> Builder<'a> {
                     "Write the infrastructure as a YAML mapping, starting with a line such as `project_name: demo`.",
                 ),
             );
-            return None;
+            return self.aborted();
         }
-        if self.broken { None } else { self.root }
+        let root = if self.broken { None } else { self.root };
+        Read { root, nodes: self.nodes, aliases: !self.anchors.is_empty() || self.copied_bytes > 0 || self.broken }
+    }
+
+    /// Reading stopped: no tree.
+    fn aborted(self) -> Read {
+        Read { root: None, nodes: self.nodes, aliases: !self.anchors.is_empty() }
     }
 }
 
@@ -829,6 +879,7 @@ fn make_key(
     entries: &[Entry],
     keys: &mut KeyIndex,
     text: &str,
+    base: usize,
     diagnostics: &mut Diagnostics,
 ) -> KeySlot {
     let problem = match node.kind {
@@ -872,7 +923,7 @@ fn make_key(
     let (message, label, help) = problem;
     let at = if node.span.start != node.span.end {
         node.span
-    } else if text.get(written.start..).is_some_and(|rest| rest.starts_with(':')) {
+    } else if text.get(written.start - base..).is_some_and(|rest| rest.starts_with(':')) {
         // An entry without a key: point at its `:`.
         Span::new(written.file, written.start, written.start + 1)
     } else {
