@@ -102,7 +102,7 @@ fn finish(
         let infra = read::read_infra(&root, &mut diagnostics);
         // The typed tree holds all that is left to do: free the YAML tree before the
         // plan is built (it is most of the memory of a large file).
-        drop(root);
+        drop_soon(root, sources.total_bytes());
         check::check(&infra, &mut diagnostics);
         if options.deny_warnings {
             diagnostics.deny_warnings();
@@ -110,9 +110,24 @@ fn finish(
         if !diagnostics.has_errors() {
             plan = Some(lower::lower(&infra, &sources, source));
         }
+        drop_soon(infra, sources.total_bytes());
     } else if options.deny_warnings {
         diagnostics.deny_warnings();
     }
 
     Compilation { sources, diagnostics: diagnostics.into_sorted(), plan }
+}
+
+/// Sources from this size on are large enough for [`drop_soon`] to free their trees on
+/// another thread.
+const LARGE_SOURCE: usize = 256 * 1024;
+
+/// Free `value` now, or, when it comes from `source_bytes` of source or more, on a thread
+/// of its own: the tree of a file of thousands of machines is hundreds of thousands of
+/// allocations, and the next stage (or the exit of the process) need not wait for them.
+pub fn drop_soon<T: Send + 'static>(value: T, source_bytes: usize) {
+    if source_bytes >= LARGE_SOURCE {
+        // Should the thread not start, the value comes back in the error and is freed here.
+        let _ = std::thread::Builder::new().name("free".into()).spawn(move || drop(value));
+    }
 }

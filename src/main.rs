@@ -306,14 +306,17 @@ fn run_compile(args: &CompileArgs) -> ExitCode {
         Ok(script) => script,
         Err(error) => return usage_error(&error.to_string()),
     };
-    match args.output.as_deref() {
+    let written = match args.output.as_deref() {
         None => write_stdout(&script),
         Some(path) if path == Path::new("-") => write_stdout(&script),
         Some(path) => match write_atomically(path, script.as_bytes(), true) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => usage_error(&format!("cannot write {}: {error}", path.display())),
         },
-    }
+    };
+    let source_bytes = compilation.sources.total_bytes();
+    anklumec::compile::drop_soon((compilation, script), source_bytes);
+    written
 }
 
 /// Write inventory.yml and site.yml into `directory`, each file complete or not at all.

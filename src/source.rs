@@ -133,6 +133,11 @@ impl SourceMap {
         &self.files[id.0 as usize]
     }
 
+    /// The size of all the files' text, in bytes.
+    pub fn total_bytes(&self) -> usize {
+        self.files.iter().map(|file| file.text.len()).sum()
+    }
+
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
         self.files.iter().enumerate().map(|(index, file)| (FileId(index as u32), file))
     }
