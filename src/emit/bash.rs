@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 const DEPLOY_TEMPLATE: &str = include_str!("../../templates/deploy.sh.j2");
 const DEPLOY_STEPS_TEMPLATE: &str = include_str!("../../templates/deploy-steps.sh.j2");
+const DEPLOY_CHECKS_TEMPLATE: &str = include_str!("../../templates/deploy-checks.sh.j2");
 const DESTROY_TEMPLATE: &str = include_str!("../../templates/destroy.sh.j2");
 const COMMON_TEMPLATE: &str = include_str!("../../templates/common.sh.j2");
 
@@ -191,36 +192,43 @@ impl Quoter {
 
 pub fn deploy_script(plan: &Plan) -> Result<String, EmitError> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    deploy_script_in_parts(plan, cores.min(plan.steps.len() / STEPS_PER_PART).max(1))
+    deploy_script_in_parts(plan, cores.min(plan.steps.len() / STEPS_PER_PART).max(1), STEPS_PER_BATCH)
 }
 
 /// Below this many steps a plan is rendered in one part, on the calling thread.
 const STEPS_PER_PART: usize = 1_000;
 
-/// deploy.sh, its steps viewed and rendered in `parts` parts, each on a thread of its
-/// own; each part also hands back the views of its instances, for the preflight.
-fn deploy_script_in_parts(plan: &Plan, parts: usize) -> Result<String, EmitError> {
+/// A part views and renders its steps this many at a time: the views of a batch are
+/// freed before the next is made, so a large plan never has all its views at once.
+const STEPS_PER_BATCH: usize = 256;
+
+/// deploy.sh, its steps rendered in `parts` parts, each on a thread of its own, and
+/// within a part in batches of `batch` steps. Each part also renders the preflight
+/// checks of its instances.
+fn deploy_script_in_parts(plan: &Plan, parts: usize, batch: usize) -> Result<String, EmitError> {
     let environment = environment()?;
     let parts = in_parts(&plan.steps, parts, |steps| {
         let mut quoter = Quoter::default();
-        let mut views = Vec::with_capacity(steps.len());
-        let mut instances = Vec::new();
-        for step in steps {
-            let Some(view) = step_view(step, &mut quoter)? else { continue };
-            if matches!(step.action, Action::EnsureInstance(_)) {
-                instances.push(view.clone());
+        let mut text = String::with_capacity(steps.iter().map(render_cost).sum::<usize>() * BYTES_PER_COST);
+        let mut checks = String::new();
+        for steps in steps.chunks(batch.max(1)) {
+            let mut views = Vec::with_capacity(steps.len());
+            let mut instances = Vec::new();
+            for step in steps {
+                let Some(view) = step_view(step, &mut quoter)? else { continue };
+                if matches!(step.action, Action::EnsureInstance(_)) {
+                    instances.push(view.clone());
+                }
+                views.push(view);
             }
-            views.push(view);
+            text.push_str(&render(&environment, "deploy-steps.sh.j2", context! { steps => views })?);
+            if !instances.is_empty() {
+                checks.push_str(&render(&environment, "deploy-checks.sh.j2", context! { instances => instances })?);
+            }
         }
-        let text = render(&environment, "deploy-steps.sh.j2", context! { steps => views })?;
-        Ok((text, instances))
+        Ok((text, checks))
     })?;
-    let mut texts = Vec::with_capacity(parts.len());
-    let mut instances = Vec::new();
-    for (text, part_instances) in parts {
-        texts.push(text);
-        instances.extend(part_instances);
-    }
+    let (texts, checks): (Vec<String>, Vec<String>) = parts.into_iter().unzip();
     let mut quoter = Quoter::default();
     let mut projects = Vec::new();
     let mut types = HashMap::new();
@@ -243,16 +251,29 @@ fn deploy_script_in_parts(plan: &Plan, parts: usize) -> Result<String, EmitError
         }
         images.push(context! { image => quoter.word(&image.image)?, instances => items });
     }
+    // The whole script is written once into a buffer of its size: the steps' text
+    // and the preflight's, and room for the fixed text and the image checks.
+    let size = texts.iter().chain(&checks).map(String::len).sum::<usize>()
+        + DEPLOY_TEMPLATE.len()
+        + plan.images.iter().map(|image| image.instances.iter().map(|key| key.len() + 8).sum::<usize>()).sum::<usize>();
     let context = context! {
         header => header(plan)?,
         waits => minijinja::value::Serde(&plan.waits),
         projects => projects,
         images => images,
-        instances => instances,
+        checks => checks,
         steps => texts,
     };
-    script(&environment, "deploy.sh.j2", context)
+    let template = environment.get_template("deploy.sh.j2").map_err(|error| EmitError(error.to_string()))?;
+    let mut script = Vec::with_capacity(size + 1);
+    template.render_captured_to(context, &mut script).map_err(|error| EmitError(format!("{error:#}")))?;
+    // minijinja drops the template's final newline, the script keeps it.
+    script.push(b'\n');
+    String::from_utf8(script).map_err(|error| EmitError(error.to_string()))
 }
+
+/// About how many bytes of script a unit of [`render_cost`] becomes (a line).
+const BYTES_PER_COST: usize = 48;
 
 /// destroy.sh: removes what the plan creates, in reverse dependency order (instances,
 /// volumes, profiles, projects, bridges), keeping protected instances unless FORCE=1.
@@ -278,6 +299,7 @@ fn environment() -> Result<Environment<'static>, EmitError> {
         ("common.sh.j2", COMMON_TEMPLATE),
         ("deploy.sh.j2", DEPLOY_TEMPLATE),
         ("deploy-steps.sh.j2", DEPLOY_STEPS_TEMPLATE),
+        ("deploy-checks.sh.j2", DEPLOY_CHECKS_TEMPLATE),
         ("destroy.sh.j2", DESTROY_TEMPLATE),
     ] {
         environment.add_template(name, source).map_err(|error| EmitError(error.to_string()))?;
@@ -638,7 +660,8 @@ mod tests {
     }
 
     /// Every fixture's deploy.sh is the same whether its steps are rendered in one part
-    /// or in several (on as many threads), down to one step a part.
+    /// or in several (on as many threads), down to one step a part, and in batches of
+    /// any size.
     #[test]
     fn the_script_does_not_depend_on_how_many_parts_render_it() {
         let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ok");
@@ -647,15 +670,17 @@ mod tests {
             let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
             let compilation = crate::compile::compile_source("infra.yml", &text, Default::default());
             let Some(plan) = compilation.plan else { continue };
-            let whole = deploy_script_in_parts(&plan, 1).ok();
+            let whole = deploy_script_in_parts(&plan, 1, usize::MAX).ok();
             assert!(whole.is_some(), "{}", entry.path().display());
-            for parts in [2, 3, 7, plan.steps.len(), plan.steps.len() + 5] {
-                assert_eq!(
-                    deploy_script_in_parts(&plan, parts).ok(),
-                    whole,
-                    "{} in {parts} parts",
-                    entry.path().display()
-                );
+            for parts in [1, 2, 3, 7, plan.steps.len(), plan.steps.len() + 5] {
+                for batch in [1, 2, 5, STEPS_PER_BATCH] {
+                    assert_eq!(
+                        deploy_script_in_parts(&plan, parts, batch).ok(),
+                        whole,
+                        "{} in {parts} parts, batches of {batch}",
+                        entry.path().display()
+                    );
+                }
             }
             checked += 1;
         }

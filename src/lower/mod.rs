@@ -8,7 +8,7 @@ mod naming;
 
 pub use naming::{MAX_BRIDGE_NAME, anklume_bridge_name, bridge_name, project_name};
 
-use crate::addressing::{self, MachineAddress};
+use crate::addressing::{self, DomainAddressing, MachineAddress};
 use crate::plan::{
     Action, Config, Device, Devices, DomainInfo, ImageRef, ImageUse, InstanceSpec, InstanceTarget, NetworkSpec, Plan,
     ProfileSpec, ProjectSpec, Provisioning, SCHEMA_VERSION, SourceInfo, Step, VolumeSpec, Wait, WaitSpec, Waits,
@@ -32,228 +32,75 @@ pub const PROJECT_FEATURES: [(&str, &str); 4] = [
 ];
 
 pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
+    let machines: usize = infra.domains.iter().map(|domain| domain.machines.len()).sum();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    lower_in_groups(infra, sources, source, cores.min(machines / MACHINES_PER_GROUP).max(1))
+}
+
+/// [`lower`], the domains cut into `parts` groups lowered on as many threads. The plan
+/// does not depend on `parts`.
+fn lower_in_groups(infra: &Infra, sources: &SourceMap, source: SourceInfo, parts: usize) -> Plan {
     let resolution = addressing::resolve(infra);
     let waits = waits(&infra.global.waits);
-    let pool = infra.global.storage_pool.as_ref().map_or(DEFAULT_STORAGE_POOL, |p| p.value.as_str()).to_string();
-    let global_nat = infra.global.nat.as_ref().is_none_or(|n| n.value);
+    let context = Context {
+        infra,
+        sources,
+        waits,
+        pool: infra.global.storage_pool.as_ref().map_or(DEFAULT_STORAGE_POOL, |p| p.value.as_str()),
+        global_nat: infra.global.nat.as_ref().is_none_or(|n| n.value),
+    };
+    let domains: Vec<_> =
+        infra.domains.iter().zip(&resolution.domains).filter(|(domain, _)| domain.is_enabled()).collect();
+    let groups = groups(&domains, parts);
+    let lowered: Vec<Lowered> = if groups.len() == 1 {
+        vec![context.lower_domains(&domains)]
+    } else {
+        let context = &context;
+        std::thread::scope(|scope| {
+            let others: Vec<_> =
+                groups[1..].iter().map(|group| scope.spawn(move || context.lower_domains(group))).collect();
+            let mut lowered = vec![context.lower_domains(groups[0])];
+            // A panic is a bug: pass it on, as if it had happened on this thread.
+            lowered.extend(
+                others.into_iter().map(|other| other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
+            );
+            lowered
+        })
+    };
 
-    let mut steps = Builder { sources, steps: Vec::new() };
-    let mut creates = Vec::new();
+    // The plan's order: every domain's resources, then every instance, then their
+    // starts, boot waits and agent waits (all instances are created and started before
+    // any wait, so VMs boot in parallel).
+    let count = |part: fn(&Lowered) -> usize| lowered.iter().map(part).sum::<usize>();
+    let mut steps = Vec::with_capacity(count(Lowered::len));
     let mut images: BTreeMap<String, ImageUse> = BTreeMap::new();
     let mut provisioning = Provisioning {
         default_connection: infra.global.default_connection.as_ref().map(|c| c.value.clone()),
         default_user: infra.global.default_user.as_ref().map(|u| u.value.clone()),
-        domains: Vec::new(),
+        domains: Vec::with_capacity(count(|part| part.provisioning.len())),
     };
-
-    for (domain, addressing) in infra.domains.iter().zip(&resolution.domains) {
-        if !domain.is_enabled() {
-            continue;
-        }
-        let project = project_name(&domain.name.value);
-        let bridge = bridge_name(&domain.name.value);
-        let description = domain.description.as_ref().map_or_else(String::new, |d| d.value.clone());
-        let project_id = concat(&["project:", &project]);
-        steps.push(
-            project_id.clone(),
-            vec![],
-            domain.name.span,
-            Action::EnsureProject(ProjectSpec {
-                name: project.clone(),
-                description: description.clone(),
-                config: PROJECT_FEATURES.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            }),
-        );
-
-        provisioning.domains.push(DomainInfo {
-            name: domain.name.value.clone(),
-            description: description.clone(),
-            trust_level: domain.trust(),
-            ephemeral: domain.ephemeral.as_ref().is_some_and(|e| e.value),
-            project: project.clone(),
-            network: bridge.clone(),
-            subnet: addressing.subnet.map(|s| s.cidr()),
-            gateway: addressing.subnet.map(|s| s.gateway()),
-            subnet_id: addressing.subnet.map(|s| s.octets[2]),
-            instances: domain.machines.iter().map(|m| m.name.value.clone()).collect(),
-        });
-
-        let Some(subnet) = addressing.subnet else { continue };
-        let nat = domain.nat.as_ref().map_or(global_nat, |n| n.value);
-        let network_id = concat(&["network:", &bridge]);
-        steps.push(
-            network_id.clone(),
-            vec![],
-            domain.name.span,
-            Action::EnsureNetwork(NetworkSpec {
-                name: bridge.clone(),
-                description: format!("anklume domain {}", domain.name.value),
-                config: config([
-                    ("ipv4.address", subnet.gateway_cidr()),
-                    ("ipv4.dhcp.ranges", subnet.dhcp_range()),
-                    ("ipv4.nat", bool_text(nat).to_string()),
-                    ("ipv6.address", "none".to_string()),
-                ]),
-            }),
-        );
-
-        // The project's own `default` profile starts empty: give it a root disk and the
-        // domain's NIC, then whatever the domain declares under `profiles: default`.
-        let mut default_devices = Devices::new();
-        default_devices.insert("root".into(), device("disk", [("path", "/"), ("pool", pool.as_str())]));
-        default_devices.insert("eth0".into(), device("nic", [("name", "eth0"), ("network", bridge.as_str())]));
-        let declared_default = domain.profile("default");
-        let mut profiles: Vec<(String, Span, String, Config, Devices)> = vec![(
-            "default".into(),
-            declared_default.map_or(domain.name.span, |p| p.name.span),
-            declared_default
-                .and_then(|p| p.description.as_ref())
-                .map_or_else(|| format!("anklume domain {} defaults", domain.name.value), |d| d.value.clone()),
-            declared_default.map(|p| entries(&p.config)).unwrap_or_default(),
-            merge_devices(default_devices, declared_default.map(|p| p.devices.as_slice()).unwrap_or_default()),
-        )];
-        for profile in domain.profiles.iter().filter(|p| p.name.value != "default") {
-            profiles.push((
-                profile.name.value.clone(),
-                profile.name.span,
-                profile.description.as_ref().map_or_else(String::new, |d| d.value.clone()),
-                entries(&profile.config),
-                merge_devices(Devices::new(), &profile.devices),
-            ));
-        }
-        for (name, span, description, config, devices) in profiles {
-            steps.push(
-                concat(&["profile:", &project, "/", &name]),
-                vec![project_id.clone(), network_id.clone()],
-                span,
-                Action::EnsureProfile(ProfileSpec { project: project.clone(), name, description, config, devices }),
-            );
-        }
-
-        for (machine, address) in domain.machines.iter().zip(&addressing.machines) {
-            let address = address.and_then(MachineAddress::address);
-            let profile_names: Vec<String> = match &machine.profiles {
-                Some(list) => list.value.iter().map(|p| p.value.clone()).collect(),
-                None => vec!["default".into()],
-            };
-            let mut depends_on = Vec::with_capacity(profile_names.len() + 2 + machine.storage_volumes.len());
-            depends_on.extend([project_id.clone(), network_id.clone()]);
-            depends_on.extend(profile_names.iter().map(|p| concat(&["profile:", &project, "/", p])));
-
-            let mut devices = Devices::new();
-            if let Some(address) = address {
-                devices.insert(
-                    "eth0".into(),
-                    device(
-                        "nic",
-                        [("ipv4.address", dotted(address).as_str()), ("name", "eth0"), ("network", bridge.as_str())],
-                    ),
-                );
-            }
-            for volume in &machine.storage_volumes {
-                let volume_pool = volume.pool.as_ref().map_or(pool.as_str(), |p| p.value.as_str());
-                let volume_id = concat(&["volume:", &project, "/", volume_pool, "/", &volume.name.value]);
-                steps.push(
-                    volume_id.clone(),
-                    vec![project_id.clone()],
-                    volume.name.span,
-                    Action::EnsureVolume(VolumeSpec {
-                        project: project.clone(),
-                        pool: volume_pool.to_string(),
-                        name: volume.name.value.clone(),
-                        config: volume.size.iter().map(|size| ("size".to_string(), size.value.clone())).collect(),
-                    }),
-                );
-                depends_on.push(volume_id);
-                if let Some(path) = &volume.path {
-                    devices.insert(
-                        volume.name.value.clone(),
-                        device(
-                            "disk",
-                            [
-                                ("path", path.value.as_str()),
-                                ("pool", volume_pool),
-                                ("source", volume.name.value.as_str()),
-                            ],
-                        ),
-                    );
-                }
-            }
-            let devices = merge_devices(devices, &machine.devices);
-
-            let image = machine
-                .os_image
-                .as_ref()
-                .or(infra.global.default_os_image.as_ref())
-                .map_or_else(String::new, |i| i.value.clone());
-            let instance_type = machine.kind();
-            let spec = InstanceSpec {
-                project: project.clone(),
-                name: machine.name.value.clone(),
-                instance_type,
-                image: image.clone(),
-                description: machine.description.as_ref().map_or_else(String::new, |d| d.value.clone()),
-                profiles: profile_names,
-                config: instance_config(machine, domain),
-                devices,
-                address,
-                roles: machine.roles.iter().map(|r| r.value.clone()).collect(),
-                gpu: machine.gpu.as_ref().is_some_and(|g| g.value),
-            };
-            let key = concat(&[&project, "/", &machine.name.value]);
+    let mut instances = Vec::with_capacity(count(|part| part.instances.len()));
+    let mut starts = Vec::with_capacity(count(|part| part.starts.len()));
+    let mut boot_waits = Vec::with_capacity(count(|part| part.boot_waits.len()));
+    let mut agent_waits = Vec::with_capacity(count(|part| part.agent_waits.len()));
+    for part in lowered {
+        steps.extend(part.domain_steps);
+        instances.extend(part.instances);
+        starts.extend(part.starts);
+        boot_waits.extend(part.boot_waits);
+        agent_waits.extend(part.agent_waits);
+        provisioning.domains.extend(part.provisioning);
+        for (image, key) in part.images {
             match images.get_mut(&image) {
                 Some(use_entry) => use_entry.instances.push(key),
                 None => {
                     let local = ImageRef::parse(&image).is_local();
-                    images.insert(image.clone(), ImageUse { local, image: image.clone(), instances: vec![key] });
+                    images.insert(image.clone(), ImageUse { local, image, instances: vec![key] });
                 }
             }
-            creates.push((spec, depends_on, machine.name.span));
         }
     }
-
-    // All instances are created and started before any wait, so VMs boot in parallel.
-    let mut starts = Vec::new();
-    let mut boot_waits = Vec::new();
-    let mut agent_waits = Vec::new();
-    for (spec, depends_on, span) in creates {
-        let key = concat(&[&spec.project, "/", &spec.name]);
-        let target = InstanceTarget {
-            project: spec.project.clone(),
-            name: spec.name.clone(),
-            instance_type: spec.instance_type,
-        };
-        let wait_spec = |wait: Wait| WaitSpec {
-            project: spec.project.clone(),
-            name: spec.name.clone(),
-            instance_type: spec.instance_type,
-            wait,
-        };
-        starts.push((
-            concat(&["start:", &key]),
-            vec![concat(&["instance:", &key])],
-            span,
-            Action::StartInstance(target),
-        ));
-        boot_waits.push((
-            concat(&["wait:", &key]),
-            vec![concat(&["start:", &key])],
-            span,
-            Action::WaitRunning(wait_spec(waits.boot(spec.instance_type))),
-        ));
-        if spec.instance_type == InstanceType::VirtualMachine {
-            agent_waits.push((
-                concat(&["agent:", &key]),
-                vec![concat(&["wait:", &key])],
-                span,
-                Action::WaitAgent(wait_spec(waits.vm_agent)),
-            ));
-        }
-        steps.push(concat(&["instance:", &key]), depends_on, span, Action::EnsureInstance(spec));
-    }
-    for (id, depends_on, span, action) in starts.into_iter().chain(boot_waits).chain(agent_waits) {
-        steps.push(id, depends_on, span, action);
-    }
+    steps.extend(instances.into_iter().chain(starts).chain(boot_waits).chain(agent_waits));
 
     Plan {
         schema_version: SCHEMA_VERSION,
@@ -263,8 +110,274 @@ pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
         incus_remote: infra.global.incus_remote.as_ref().map(|r| r.value.clone()),
         waits,
         images: images.into_values().collect(),
-        steps: steps.steps,
+        steps,
         provisioning,
+    }
+}
+
+/// Below this many machines, domains are lowered on the calling thread.
+const MACHINES_PER_GROUP: usize = 1_000;
+
+/// The domains in at most `parts` consecutive groups of about equal numbers of machines.
+type DomainRef<'a> = (&'a ast::Domain, &'a DomainAddressing);
+
+fn groups<'d, 'a>(domains: &'d [DomainRef<'a>], parts: usize) -> Vec<&'d [DomainRef<'a>]> {
+    let weight = |(domain, _): &DomainRef| 1 + domain.machines.len();
+    let total: usize = domains.iter().map(weight).sum();
+    let parts = parts.max(1);
+    let share = total.div_ceil(parts).max(1);
+    let mut groups = Vec::with_capacity(parts);
+    let (mut start, mut weight_so_far) = (0, 0);
+    for (index, domain) in domains.iter().enumerate() {
+        weight_so_far += weight(domain);
+        if weight_so_far >= share && groups.len() + 1 < parts {
+            groups.push(&domains[start..=index]);
+            (start, weight_so_far) = (index + 1, 0);
+        }
+    }
+    if start < domains.len() || groups.is_empty() {
+        groups.push(&domains[start..]);
+    }
+    groups
+}
+
+/// What lowering needs besides the domains themselves.
+struct Context<'a> {
+    infra: &'a Infra,
+    sources: &'a SourceMap,
+    waits: Waits,
+    pool: &'a str,
+    global_nat: bool,
+}
+
+/// The steps and facts of a group of domains, each list in declaration order.
+#[derive(Default)]
+struct Lowered {
+    /// Projects, networks, profiles and volumes.
+    domain_steps: Vec<Step>,
+    instances: Vec<Step>,
+    starts: Vec<Step>,
+    boot_waits: Vec<Step>,
+    agent_waits: Vec<Step>,
+    /// `(image, project/instance)` of every instance.
+    images: Vec<(String, String)>,
+    provisioning: Vec<DomainInfo>,
+}
+
+impl Lowered {
+    fn len(&self) -> usize {
+        self.domain_steps.len()
+            + self.instances.len()
+            + self.starts.len()
+            + self.boot_waits.len()
+            + self.agent_waits.len()
+    }
+}
+
+impl Context<'_> {
+    fn lower_domains(&self, domains: &[DomainRef]) -> Lowered {
+        let waits = self.waits;
+        let mut out = Lowered::default();
+        let mut steps = Builder { sources: self.sources, steps: Vec::new() };
+        let mut creates = Vec::new();
+        for &(domain, addressing) in domains {
+            let project = project_name(&domain.name.value);
+            let bridge = bridge_name(&domain.name.value);
+            let description = domain.description.as_ref().map_or_else(String::new, |d| d.value.clone());
+            let project_id = concat(&["project:", &project]);
+            steps.push(
+                project_id.clone(),
+                vec![],
+                domain.name.span,
+                Action::EnsureProject(ProjectSpec {
+                    name: project.clone(),
+                    description: description.clone(),
+                    config: PROJECT_FEATURES.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                }),
+            );
+
+            out.provisioning.push(DomainInfo {
+                name: domain.name.value.clone(),
+                description: description.clone(),
+                trust_level: domain.trust(),
+                ephemeral: domain.ephemeral.as_ref().is_some_and(|e| e.value),
+                project: project.clone(),
+                network: bridge.clone(),
+                subnet: addressing.subnet.map(|s| s.cidr()),
+                gateway: addressing.subnet.map(|s| s.gateway()),
+                subnet_id: addressing.subnet.map(|s| s.octets[2]),
+                instances: domain.machines.iter().map(|m| m.name.value.clone()).collect(),
+            });
+
+            let Some(subnet) = addressing.subnet else { continue };
+            let nat = domain.nat.as_ref().map_or(self.global_nat, |n| n.value);
+            let network_id = concat(&["network:", &bridge]);
+            steps.push(
+                network_id.clone(),
+                vec![],
+                domain.name.span,
+                Action::EnsureNetwork(NetworkSpec {
+                    name: bridge.clone(),
+                    description: format!("anklume domain {}", domain.name.value),
+                    config: config([
+                        ("ipv4.address", subnet.gateway_cidr()),
+                        ("ipv4.dhcp.ranges", subnet.dhcp_range()),
+                        ("ipv4.nat", bool_text(nat).to_string()),
+                        ("ipv6.address", "none".to_string()),
+                    ]),
+                }),
+            );
+
+            // The project's own `default` profile starts empty: give it a root disk and the
+            // domain's NIC, then whatever the domain declares under `profiles: default`.
+            let mut default_devices = Devices::new();
+            default_devices.insert("root".into(), device("disk", [("path", "/"), ("pool", self.pool)]));
+            default_devices.insert("eth0".into(), device("nic", [("name", "eth0"), ("network", bridge.as_str())]));
+            let declared_default = domain.profile("default");
+            let mut profiles: Vec<(String, Span, String, Config, Devices)> = vec![(
+                "default".into(),
+                declared_default.map_or(domain.name.span, |p| p.name.span),
+                declared_default
+                    .and_then(|p| p.description.as_ref())
+                    .map_or_else(|| format!("anklume domain {} defaults", domain.name.value), |d| d.value.clone()),
+                declared_default.map(|p| entries(&p.config)).unwrap_or_default(),
+                merge_devices(default_devices, declared_default.map(|p| p.devices.as_slice()).unwrap_or_default()),
+            )];
+            for profile in domain.profiles.iter().filter(|p| p.name.value != "default") {
+                profiles.push((
+                    profile.name.value.clone(),
+                    profile.name.span,
+                    profile.description.as_ref().map_or_else(String::new, |d| d.value.clone()),
+                    entries(&profile.config),
+                    merge_devices(Devices::new(), &profile.devices),
+                ));
+            }
+            for (name, span, description, config, devices) in profiles {
+                steps.push(
+                    concat(&["profile:", &project, "/", &name]),
+                    vec![project_id.clone(), network_id.clone()],
+                    span,
+                    Action::EnsureProfile(ProfileSpec { project: project.clone(), name, description, config, devices }),
+                );
+            }
+
+            for (machine, address) in domain.machines.iter().zip(&addressing.machines) {
+                let address = address.and_then(MachineAddress::address);
+                let profile_names: Vec<String> = match &machine.profiles {
+                    Some(list) => list.value.iter().map(|p| p.value.clone()).collect(),
+                    None => vec!["default".into()],
+                };
+                let mut depends_on = Vec::with_capacity(profile_names.len() + 2 + machine.storage_volumes.len());
+                depends_on.extend([project_id.clone(), network_id.clone()]);
+                depends_on.extend(profile_names.iter().map(|p| concat(&["profile:", &project, "/", p])));
+
+                let mut devices = Devices::new();
+                if let Some(address) = address {
+                    devices.insert(
+                        "eth0".into(),
+                        device(
+                            "nic",
+                            [
+                                ("ipv4.address", dotted(address).as_str()),
+                                ("name", "eth0"),
+                                ("network", bridge.as_str()),
+                            ],
+                        ),
+                    );
+                }
+                for volume in &machine.storage_volumes {
+                    let volume_pool = volume.pool.as_ref().map_or(self.pool, |p| p.value.as_str());
+                    let volume_id = concat(&["volume:", &project, "/", volume_pool, "/", &volume.name.value]);
+                    steps.push(
+                        volume_id.clone(),
+                        vec![project_id.clone()],
+                        volume.name.span,
+                        Action::EnsureVolume(VolumeSpec {
+                            project: project.clone(),
+                            pool: volume_pool.to_string(),
+                            name: volume.name.value.clone(),
+                            config: volume.size.iter().map(|size| ("size".to_string(), size.value.clone())).collect(),
+                        }),
+                    );
+                    depends_on.push(volume_id);
+                    if let Some(path) = &volume.path {
+                        devices.insert(
+                            volume.name.value.clone(),
+                            device(
+                                "disk",
+                                [
+                                    ("path", path.value.as_str()),
+                                    ("pool", volume_pool),
+                                    ("source", volume.name.value.as_str()),
+                                ],
+                            ),
+                        );
+                    }
+                }
+                let devices = merge_devices(devices, &machine.devices);
+
+                let image = machine
+                    .os_image
+                    .as_ref()
+                    .or(self.infra.global.default_os_image.as_ref())
+                    .map_or_else(String::new, |i| i.value.clone());
+                let instance_type = machine.kind();
+                let spec = InstanceSpec {
+                    project: project.clone(),
+                    name: machine.name.value.clone(),
+                    instance_type,
+                    image: image.clone(),
+                    description: machine.description.as_ref().map_or_else(String::new, |d| d.value.clone()),
+                    profiles: profile_names,
+                    config: instance_config(machine, domain),
+                    devices,
+                    address,
+                    roles: machine.roles.iter().map(|r| r.value.clone()).collect(),
+                    gpu: machine.gpu.as_ref().is_some_and(|g| g.value),
+                };
+                out.images.push((image, concat(&[&project, "/", &machine.name.value])));
+                creates.push((spec, depends_on, machine.name.span));
+            }
+        }
+        out.domain_steps = steps.steps;
+        let step = |id, depends_on, span, action| make_step(self.sources, id, depends_on, span, action);
+        // All instances are created and started before any wait, so VMs boot in parallel.
+        for (spec, depends_on, span) in creates {
+            let key = concat(&[&spec.project, "/", &spec.name]);
+            let target = InstanceTarget {
+                project: spec.project.clone(),
+                name: spec.name.clone(),
+                instance_type: spec.instance_type,
+            };
+            let wait_spec = |wait: Wait| WaitSpec {
+                project: spec.project.clone(),
+                name: spec.name.clone(),
+                instance_type: spec.instance_type,
+                wait,
+            };
+            out.starts.push(step(
+                concat(&["start:", &key]),
+                vec![concat(&["instance:", &key])],
+                span,
+                Action::StartInstance(target),
+            ));
+            out.boot_waits.push(step(
+                concat(&["wait:", &key]),
+                vec![concat(&["start:", &key])],
+                span,
+                Action::WaitRunning(wait_spec(waits.boot(spec.instance_type))),
+            ));
+            if spec.instance_type == InstanceType::VirtualMachine {
+                out.agent_waits.push(step(
+                    concat(&["agent:", &key]),
+                    vec![concat(&["wait:", &key])],
+                    span,
+                    Action::WaitAgent(wait_spec(waits.vm_agent)),
+                ));
+            }
+            out.instances.push(step(concat(&["instance:", &key]), depends_on, span, Action::EnsureInstance(spec)));
+        }
+        out
     }
 }
 
@@ -275,9 +388,12 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn push(&mut self, id: String, depends_on: Vec<String>, span: Span, action: Action) {
-        let origin = self.sources.location(span);
-        self.steps.push(Step { id, depends_on, origin, action });
+        self.steps.push(make_step(self.sources, id, depends_on, span, action));
     }
+}
+
+fn make_step(sources: &SourceMap, id: String, depends_on: Vec<String>, span: Span, action: Action) -> Step {
+    Step { id, depends_on, origin: sources.location(span), action }
 }
 
 fn waits(settings: &ast::WaitSettings) -> Waits {
@@ -404,6 +520,37 @@ mod tests {
             let address = Ipv4Addr::new(octet, 1, octet, 10);
             assert_eq!(dotted(address), address.to_string());
         }
+    }
+
+    /// Every fixture's plan is the same whether its domains are lowered in one group or
+    /// in several (on as many threads), down to one domain a group.
+    #[test]
+    fn the_plan_does_not_depend_on_how_many_groups_lower_it() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ok");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(fixtures).into_iter().flatten().flatten() {
+            let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+            let mut sources = SourceMap::new();
+            let file = sources.add(crate::source::SourceFile::new("infra.yml", text.as_str()));
+            let mut diagnostics = crate::diagnostics::Diagnostics::new();
+            let Some(root) = crate::syntax::yaml::parse(file, &text, &Default::default(), &mut diagnostics) else {
+                continue;
+            };
+            let infra = crate::syntax::read::read_infra(&root, &mut diagnostics);
+            crate::check::check(&infra, &mut diagnostics);
+            if diagnostics.has_errors() {
+                continue;
+            }
+            let source = SourceInfo { path: "infra.yml".into(), sha256: String::new() };
+            let json = |parts| serde_json::to_string(&lower_in_groups(&infra, &sources, source.clone(), parts)).ok();
+            let whole = json(1);
+            assert!(whole.is_some());
+            for parts in [2, 3, infra.domains.len(), infra.domains.len() + 3] {
+                assert_eq!(json(parts), whole, "{} in {parts} groups", entry.path().display());
+            }
+            checked += 1;
+        }
+        assert!(checked > 10, "only {checked} fixtures lowered");
     }
 
     #[test]
