@@ -18,7 +18,7 @@ fn addresses(plan: &Plan) -> (BTreeMap<String, String>, BTreeMap<String, String>
     for step in &plan.steps {
         match &step.action {
             Action::EnsureNetwork(network) => {
-                subnets.insert(network.name.clone(), network.config["ipv4.address"].clone());
+                subnets.insert(network.name.clone(), network.config.get("ipv4.address").cloned().unwrap_or_default());
             }
             Action::EnsureInstance(instance) => {
                 machines.insert(instance.name.clone(), instance.address.map(|a| a.to_string()).unwrap_or_default());
@@ -166,7 +166,9 @@ fn ephemeral_sets_delete_protection_to_its_opposite() {
         .steps
         .iter()
         .filter_map(|step| match &step.action {
-            Action::EnsureInstance(i) => Some((i.name.clone(), i.config["security.protection.delete"].clone())),
+            Action::EnsureInstance(i) => {
+                Some((i.name.clone(), i.config.get("security.protection.delete").cloned().unwrap_or_default()))
+            }
             _ => None,
         })
         .collect();

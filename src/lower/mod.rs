@@ -489,9 +489,10 @@ fn device<const N: usize>(device_type: &str, options: [(&str, &str); N]) -> Devi
 /// generated options it does not set (so `eth0: {mtu: "1400"}` keeps its network).
 fn merge_devices(mut generated: Devices, declared: &[ast::Device]) -> Devices {
     for declared in declared {
-        let entry = generated
-            .entry(declared.name.value.clone())
-            .or_insert_with(|| Device { device_type: String::new(), options: Config::new() });
+        let entry = generated.get_or_insert_with(declared.name.value.clone(), || Device {
+            device_type: String::new(),
+            options: Config::new(),
+        });
         if let Some(device_type) = &declared.device_type {
             if entry.device_type != device_type.value {
                 entry.options.clear();

@@ -6,18 +6,21 @@
 //! failure at deploy time can name the line. `plan --format json` serialises this type;
 //! its shape is versioned by [`SCHEMA_VERSION`] and documented in `docs/plan-schema.md`.
 
+mod sorted;
+
+pub use sorted::SortedMap;
+
 use crate::source::Location;
 use crate::syntax::ast::InstanceType;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 /// Bumped whenever the JSON form of [`Plan`] changes incompatibly.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Incus configuration: key → string value, sorted (as Incus stores them).
-pub type Config = BTreeMap<String, String>;
+pub type Config = SortedMap<String, String>;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
@@ -193,7 +196,7 @@ pub struct Device {
     pub options: Config,
 }
 
-pub type Devices = BTreeMap<String, Device>;
+pub type Devices = SortedMap<String, Device>;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ProfileSpec {
@@ -322,7 +325,7 @@ impl Plan {
 /// A short digest of a resource's declared state. The bash back end stamps it on
 /// what it manages so that a rerun can tell "unchanged" from one batched read.
 pub fn stamp<T: Serialize>(declared: &T) -> String {
-    // serde_json of a struct with BTreeMaps is canonical: fields in declaration
+    // serde_json of a struct with sorted maps is canonical: fields in declaration
     // order, maps sorted.
     let mut json = Vec::with_capacity(512);
     if serde_json::to_writer(&mut json, declared).is_err() {

@@ -9,7 +9,7 @@
 //! converged object in one request; a resource whose stamp matches gets no request.
 
 use super::client::{Client, Error, encode};
-use super::state::{InstanceState, RawDevice, RawDevices, State, parse_instance, parse_profile};
+use super::state::{Config as LiveConfig, InstanceState, RawDevice, RawDevices, State, parse_instance, parse_profile};
 use crate::plan::{
     Config, Devices, ImageRef, InstanceSpec, InstanceTarget, NetworkSpec, ProfileSpec, ProjectSpec, Step, VolumeSpec,
     WaitSpec,
@@ -168,8 +168,8 @@ impl Declared<'_> {
 
     /// The config of a new resource: the declared keys and the two markers. Incus
     /// drops empty values (`incus ... set key=` unsets), so they are left out.
-    pub fn fresh_config(&self) -> Config {
-        let mut config: Config =
+    pub fn fresh_config(&self) -> LiveConfig {
+        let mut config: LiveConfig =
             self.config.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
         set_or_unset(&mut config, self.stamp_key(), self.stamp.clone());
         set_or_unset(&mut config, self.managed_key(), self.managed_list());
@@ -187,10 +187,10 @@ impl Declared<'_> {
     /// devices and description: returns the new config and devices and what changed.
     pub fn converge(
         &self,
-        config: &Config,
+        config: &LiveConfig,
         devices: &RawDevices,
         description: &str,
-    ) -> (Config, RawDevices, Vec<String>) {
+    ) -> (LiveConfig, RawDevices, Vec<String>) {
         let mut what = Vec::new();
         let mut new_config = config.clone();
         let mut new_devices = devices.clone();
@@ -247,7 +247,7 @@ impl Declared<'_> {
     }
 }
 
-fn set_or_unset(map: &mut BTreeMap<String, String>, key: String, value: String) {
+fn set_or_unset(map: &mut LiveConfig, key: String, value: String) {
     if value.is_empty() {
         map.remove(&key);
     } else {
@@ -262,7 +262,7 @@ fn raw_device(device_type: &str, options: &Config) -> RawDevice {
     raw
 }
 
-fn config_json(config: &Config) -> Value {
+fn config_json(config: &LiveConfig) -> Value {
     Value::Object(config.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
 }
 
@@ -272,7 +272,7 @@ fn devices_json(devices: &RawDevices) -> Value {
 
 /// The declared keys whose value differs (missing counts as empty), and the config
 /// with them set: deploy.sh's `get`/`set` loop of projects, bridges and volumes.
-fn merge_declared(existing: &Config, declared: &Config) -> (Config, Vec<String>) {
+fn merge_declared(existing: &LiveConfig, declared: &Config) -> (LiveConfig, Vec<String>) {
     let mut merged = existing.clone();
     let mut differ = Vec::new();
     for (key, value) in declared {
@@ -348,9 +348,9 @@ struct ConfigResource<'a> {
 }
 
 impl ConfigResource<'_> {
-    fn ensure(self, ctx: &Ctx, existing: Option<(&Config, &str)>, declared: &Config) -> Result<Outcome, StepError> {
+    fn ensure(self, ctx: &Ctx, existing: Option<(&LiveConfig, &str)>, declared: &Config) -> Result<Outcome, StepError> {
         let Some((config, current)) = existing else {
-            let config: Config =
+            let config: LiveConfig =
                 declared.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
             let mut body = self.identity;
             body["config"] = config_json(&config);
@@ -755,6 +755,10 @@ mod tests {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
+    fn live(pairs: &[(&str, &str)]) -> LiveConfig {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
     #[test]
     fn managed_list_is_deploy_sh_s() {
         let cfg = config(&[("limits.cpu", "1"), ("a.b", "")]);
@@ -775,7 +779,7 @@ mod tests {
         devices.insert("eth0".into(), Device { device_type: "nic".into(), options: config(&[("network", "n2")]) });
         let declared =
             Declared { description: "d", config: &cfg, devices: &devices, stamp: "new".into(), marker: PROFILE_MARKER };
-        let existing = config(&[
+        let existing = live(&[
             ("limits.cpu", "1"),
             ("limits.memory", "1GiB"),
             ("other", "kept"),
@@ -783,8 +787,8 @@ mod tests {
             ("user.anklumec.profile.managed", "config:limits.cpu config:limits.memory device:eth0 device:gone"),
         ]);
         let mut raw = RawDevices::new();
-        raw.insert("eth0".into(), config(&[("type", "nic"), ("network", "n1"), ("mtu", "1400")]));
-        raw.insert("gone".into(), config(&[("type", "disk")]));
+        raw.insert("eth0".into(), live(&[("type", "nic"), ("network", "n1"), ("mtu", "1400")]));
+        raw.insert("gone".into(), live(&[("type", "disk")]));
         let (new_config, new_devices, what) = declared.converge(&existing, &raw, "");
         assert_eq!(new_config.get("limits.cpu").map(String::as_str), Some("2"));
         assert!(!new_config.contains_key("limits.memory"));

@@ -11,7 +11,7 @@
 
 use super::RunError;
 use super::apply::PROFILE_MARKER;
-use super::state::{RawDevice, RawDevices, State};
+use super::state::{Config as LiveConfig, RawDevice, RawDevices, State};
 use crate::plan::{Action, Config, Devices, InstanceSpec, Plan, ProfileSpec};
 use crate::syntax::ast::InstanceType;
 use serde::Serialize;
@@ -89,7 +89,7 @@ fn text_or_null(value: Option<&String>) -> Value {
 /// the live keys `also` selects that are not declared.
 fn compare_config(
     declared: &Config,
-    live: &Config,
+    live: &LiveConfig,
     also: impl Fn(&str) -> bool,
     make: impl Fn() -> Drift,
     out: &mut Vec<Drift>,
@@ -148,7 +148,7 @@ fn compare_devices(
 }
 
 /// The `config:KEY` and `device:NAME` entries of a managed list.
-fn managed(config: &Config, marker: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+fn managed(config: &LiveConfig, marker: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let list = config.get(&format!("{marker}.managed")).map_or("", String::as_str);
     let mut keys = BTreeSet::new();
     let mut devices = BTreeSet::new();
@@ -342,8 +342,8 @@ mod tests {
 
     #[test]
     fn declared_empty_equals_absent_and_incus_keys_are_ignored() {
-        let declared: Config = [("a".to_string(), String::new()), ("b".into(), "1".into())].into();
-        let live: Config = [
+        let declared: Config = [("a".to_string(), String::new()), ("b".into(), "1".into())].into_iter().collect();
+        let live: LiveConfig = [
             ("b".to_string(), "1".to_string()),
             ("volatile.uuid".into(), "x".into()),
             ("image.os".into(), "d".into()),

@@ -3,10 +3,12 @@
 //! each with one recursive list.
 
 use super::client::{Client, Error, encode};
-use crate::plan::{Action, Config, Plan};
+use crate::plan::{Action, Plan};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Config as Incus holds it (a live instance carries many keys the plan never sets).
+pub type Config = BTreeMap<String, String>;
 /// A device as Incus stores it: `type` and options in one string map.
 pub type RawDevice = BTreeMap<String, String>;
 pub type RawDevices = BTreeMap<String, RawDevice>;
