@@ -78,7 +78,7 @@ fn view(plan: &Plan) -> View<'_> {
         .steps
         .iter()
         .filter_map(|step| match &step.action {
-            Action::EnsureInstance(spec) => Some(((spec.project.as_str(), spec.name.as_str()), spec)),
+            Action::EnsureInstance(spec) => Some(((spec.project.as_str(), spec.name.as_str()), &**spec)),
             _ => None,
         })
         .collect();

@@ -177,9 +177,18 @@ impl Lowered {
 impl Context<'_> {
     fn lower_domains(&self, domains: &[DomainRef]) -> Lowered {
         let waits = self.waits;
-        let mut out = Lowered::default();
-        let mut steps = Builder { sources: self.sources, steps: Vec::new() };
-        let mut creates = Vec::new();
+        let machines: usize = domains.iter().map(|(domain, _)| domain.machines.len()).sum();
+        let mut out = Lowered {
+            instances: Vec::with_capacity(machines),
+            starts: Vec::with_capacity(machines),
+            boot_waits: Vec::with_capacity(machines),
+            images: Vec::with_capacity(machines),
+            provisioning: Vec::with_capacity(domains.len()),
+            ..Lowered::default()
+        };
+        // A project, a bridge and a profile a domain, at least.
+        let mut steps = Builder { sources: self.sources, steps: Vec::with_capacity(domains.len() * 3) };
+        let mut creates = Vec::with_capacity(machines);
         for &(domain, addressing) in domains {
             let project = project_name(&domain.name.value);
             let bridge = bridge_name(&domain.name.value);
@@ -375,7 +384,12 @@ impl Context<'_> {
                     Action::WaitAgent(wait_spec(waits.vm_agent)),
                 ));
             }
-            out.instances.push(step(concat(&["instance:", &key]), depends_on, span, Action::EnsureInstance(spec)));
+            out.instances.push(step(
+                concat(&["instance:", &key]),
+                depends_on,
+                span,
+                Action::EnsureInstance(Box::new(spec)),
+            ));
         }
         out
     }

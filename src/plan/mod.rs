@@ -167,7 +167,8 @@ pub enum Action {
     EnsureNetwork(NetworkSpec),
     EnsureProfile(ProfileSpec),
     EnsureVolume(VolumeSpec),
-    EnsureInstance(InstanceSpec),
+    /// Boxed: an instance's spec is the largest, and most steps are waits and starts.
+    EnsureInstance(Box<InstanceSpec>),
     StartInstance(InstanceTarget),
     WaitRunning(WaitSpec),
     WaitAgent(WaitSpec),
