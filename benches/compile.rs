@@ -10,6 +10,10 @@ use anklumec::{check, emit, lower};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
+/// The CLI's allocator (src/main.rs): the figures are the CLI's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "synthetic.rs"]
 mod synthetic;
 

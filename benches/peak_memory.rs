@@ -16,6 +16,10 @@ use anklumec::compile::{Options, compile_source};
 use anklumec::emit;
 use std::time::Instant;
 
+/// The CLI's allocator (src/main.rs): the figures are the CLI's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "synthetic.rs"]
 mod synthetic;
 
