@@ -1,10 +1,12 @@
 //! The bash back end: deploy.sh and destroy.sh from the plan, through the minijinja
 //! templates `templates/deploy.sh.j2` (with `deploy-steps.sh.j2`, the text of each
-//! step) and `templates/destroy.sh.j2`.
+//! step, and `deploy-checks.sh.j2`, the preflight's check of each instance) and
+//! `templates/destroy.sh.j2`.
 //!
 //! The templates hold all of the scripts' text. What they are given is a view of the
 //! plan in which every value is already in the form its place needs: a [`Word`] is one
-//! bash word, quoted by [`shell_quote`]; a [`Note`] is text for a `#` comment line,
+//! bash word, quoted by [`shell_quote`]; the arguments of an `ak_config` or `ak_device`
+//! line are such words, one space apart; a [`Note`] is text for a `#` comment line,
 //! control characters escaped by [`comment_safe`]. The view holds nothing else that a
 //! template could print (apart from the wait settings, which are numbers), the
 //! templates apply no filter, and the engine prints only strings and numbers: a value
@@ -12,8 +14,9 @@
 //!
 //! Quoting each value once, in Rust, is also what makes a 10,000-machine deploy.sh
 //! cheap: the engine only copies prepared words. The steps of a large plan are viewed
-//! and rendered in parts, one thread a core, and joined in order; a step's text
-//! depends on nothing but the step, so the script does not depend on how many parts.
+//! and rendered in parts, one thread a core, each part in batches, and joined in
+//! order; a step's text depends on nothing but the step, so the script does not
+//! depend on how many parts or batches.
 
 use crate::plan::{Action, Config, Devices, NetworkSpec, Plan, ProjectSpec, Step};
 use crate::source::{Location, escape_controls};
@@ -111,11 +114,13 @@ impl Note {
     }
 }
 
-/// Makes [`Word`]s, reusing two buffers: one to put a value together, one to quote it.
+/// Makes [`Word`]s, reusing buffers: one to put a value together, one to quote it, and
+/// one to put the words of a line's arguments together.
 #[derive(Default)]
 struct Quoter {
     raw: String,
     quoted: String,
+    line: String,
 }
 
 impl Quoter {
@@ -150,27 +155,51 @@ impl Quoter {
         Ok(Value::from(words))
     }
 
-    /// `(key, value)` pairs of words, as one list.
+    /// For each entry, its key and value as two words, one line's arguments.
     fn config_pairs(&mut self, config: &Config) -> Result<Value, EmitError> {
-        let pairs = config
-            .iter()
-            .map(|(key, value)| Ok(Value::from((self.word(key)?.0, self.word(value)?.0))))
-            .collect::<Result<Vec<_>, EmitError>>()?;
-        Ok(Value::from(pairs))
+        let mut lines = Vec::with_capacity(config.len());
+        for (key, value) in config {
+            self.line.clear();
+            self.push_word(key)?;
+            self.push_word(value)?;
+            lines.push(Value::from(self.line.as_str()));
+        }
+        Ok(Value::from(lines))
     }
 
+    /// For each device, its name, its type and its `key=value` options as words, one
+    /// line's arguments.
     fn devices(&mut self, devices: &Devices) -> Result<Value, EmitError> {
-        let views = devices
-            .iter()
-            .map(|(name, device)| {
-                Ok(Value::from_object(DeviceView {
-                    name: self.word(name)?,
-                    device_type: self.word(&device.device_type)?,
-                    options: self.pairs(&device.options)?,
-                }))
-            })
-            .collect::<Result<Vec<_>, EmitError>>()?;
-        Ok(Value::from(views))
+        let mut lines = Vec::with_capacity(devices.len());
+        for (name, device) in devices {
+            self.line.clear();
+            self.push_word(name)?;
+            self.push_word(&device.device_type)?;
+            for (key, value) in &device.options {
+                self.raw.clear();
+                self.raw.push_str(key);
+                self.raw.push('=');
+                self.raw.push_str(value);
+                quote_into(&self.raw, &mut self.quoted)?;
+                self.push_quoted();
+            }
+            lines.push(Value::from(self.line.as_str()));
+        }
+        Ok(Value::from(lines))
+    }
+
+    /// `value`, quoted, as the next word of `self.line`.
+    fn push_word(&mut self, value: &str) -> Result<(), EmitError> {
+        quote_into(value, &mut self.quoted)?;
+        self.push_quoted();
+        Ok(())
+    }
+
+    fn push_quoted(&mut self) {
+        if !self.line.is_empty() {
+            self.line.push(' ');
+        }
+        self.line.push_str(&self.quoted);
     }
 
     /// The value put together in `self.raw`, quoted.
@@ -430,9 +459,11 @@ struct StepView {
     profiles: Option<Value>,
     /// `key=value` words (projects, networks, volumes).
     config: Option<Value>,
-    /// `(key, value)` pairs of words (profiles, instances: one `ak_config` line each).
+    /// For each config entry, its key and value: two words (profiles, instances: the
+    /// arguments of one `ak_config` line each).
     config_pairs: Option<Value>,
-    /// [`DeviceView`]s.
+    /// For each device, its name, type and `key=value` options: the arguments of one
+    /// `ak_device` line each.
     devices: Option<Value>,
 }
 
@@ -485,34 +516,6 @@ impl Object for StepView {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::Str(STEP_FIELDS)
-    }
-}
-
-/// One device of a profile or instance: `ak_device NAME TYPE KEY=VALUE...`.
-#[derive(Debug)]
-struct DeviceView {
-    name: Word,
-    device_type: Word,
-    /// `key=value` words.
-    options: Value,
-}
-
-impl Object for DeviceView {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        self.get_value_by_str(key.as_str()?)
-    }
-
-    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
-        match key {
-            "name" => Some(self.name.0.clone()),
-            "type" => Some(self.device_type.0.clone()),
-            "options" => Some(self.options.clone()),
-            _ => None,
-        }
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Str(&["name", "type", "options"])
     }
 }
 
