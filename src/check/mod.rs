@@ -19,16 +19,51 @@ mod strings;
 use crate::diagnostics::Diagnostics;
 use crate::syntax::ast::Infra;
 
+type Pass = fn(&Infra, &mut Diagnostics);
+
+/// The passes, in the order their diagnostics are reported, in two halves of about
+/// equal work.
+const PASSES: [&[Pass]; 2] = [
+    &[names::check, addressing::check, references::check, machines::check],
+    &[config::check, conflicts::check, devices::check, strings::check],
+];
+
+/// From this many machines on, the two halves of the passes run on two threads.
+const MACHINES_FOR_TWO_THREADS: usize = 1_000;
+
 /// Run every semantic pass over `infra`, reporting into `diagnostics`.
 pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
-    names::check(infra, diagnostics);
-    addressing::check(infra, diagnostics);
-    references::check(infra, diagnostics);
-    machines::check(infra, diagnostics);
-    config::check(infra, diagnostics);
-    conflicts::check(infra, diagnostics);
-    devices::check(infra, diagnostics);
-    strings::check(infra, diagnostics);
+    let machines: usize = infra.domains.iter().map(|domain| domain.machines.len()).sum();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if machines < MACHINES_FOR_TWO_THREADS || cores < 2 {
+        return check_on_one_thread(infra, diagnostics);
+    }
+    // The passes only read the tree: the second half runs beside the first, and its
+    // diagnostics follow the first's, as they would on one thread.
+    let second = std::thread::scope(|scope| {
+        let second = scope.spawn(|| {
+            let mut found = Diagnostics::new();
+            for pass in PASSES[1] {
+                pass(infra, &mut found);
+            }
+            found
+        });
+        for pass in PASSES[0] {
+            pass(infra, diagnostics);
+        }
+        second.join()
+    });
+    match second {
+        Ok(found) => diagnostics.extend(found),
+        // A panic in a pass is a bug: pass it on, as if it had happened on this thread.
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+fn check_on_one_thread(infra: &Infra, diagnostics: &mut Diagnostics) {
+    for pass in PASSES.iter().copied().flatten() {
+        pass(infra, diagnostics);
+    }
 }
 
 /// Typo suggestions: the same measure as the reader's, so that both suggest alike.
@@ -199,5 +234,45 @@ mod tests {
             warnings.sort_unstable();
             assert_eq!(warnings, expected_warnings(&name), "{name}: {:#?}", summary(&diagnostics));
         }
+    }
+}
+
+#[cfg(test)]
+mod threads {
+    use super::*;
+    use crate::source::FileId;
+
+    /// A large file with problems for every pass: the diagnostics, in their order, are
+    /// those of the passes run one after the other.
+    #[test]
+    fn two_threads_report_what_one_does_in_the_same_order() {
+        let mut text = String::from("project_name: big\nglobal:\n  default_os_image: images:debian/13\ndomains:\n");
+        for domain in 0..30 {
+            let level = ["admin", "trusted", "semi-trusted", "untrusted", "disposable"][domain % 5];
+            text.push_str(&format!("  d{domain}:\n    trust_level: {level}\n    machines:\n"));
+            for machine in 0..40 {
+                // Repeated names across domains, bad and unknown config keys, a
+                // privileged container, a bad device, a control character.
+                let name = if machine == 0 { "same".to_string() } else { format!("m{domain}x{machine}") };
+                text.push_str(&format!("      {name}:\n        config:\n"));
+                match machine % 5 {
+                    0 => text.push_str("          limits.cpu: lots\n"),
+                    1 => text.push_str("          limits.cpus: \"2\"\n"),
+                    2 => text.push_str("          security.privileged: \"true\"\n"),
+                    3 => text.push_str("          user.note: \"a\\u0007b\"\n"),
+                    _ => text.push_str("          limits.memory: 1GiB\n        devices:\n          d: {type: nope}\n"),
+                }
+            }
+        }
+        let mut front = Diagnostics::new();
+        let root = crate::syntax::yaml::parse(FileId(0), &text, &Default::default(), &mut front);
+        let infra = crate::syntax::read::read_infra(&root.expect("parses"), &mut front);
+        let (mut one, mut two) = (Diagnostics::new(), Diagnostics::new());
+        check_on_one_thread(&infra, &mut one);
+        check(&infra, &mut two);
+        let listed = |found: &Diagnostics| found.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>();
+        let codes: std::collections::BTreeSet<&str> = one.iter().map(|d| d.code.id).collect();
+        assert!(codes.len() >= 5, "the file draws too few kinds of diagnostic: {codes:?}");
+        assert_eq!(listed(&two), listed(&one));
     }
 }

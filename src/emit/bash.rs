@@ -240,12 +240,16 @@ fn deploy_script_in_parts(plan: &Plan, parts: usize, batch: usize) -> Result<Str
         let mut quoter = Quoter::default();
         let mut text = String::with_capacity(steps.iter().map(render_cost).sum::<usize>() * BYTES_PER_COST);
         let mut checks = String::new();
+        // `(image, project/name:type)` of each instance, for the image checks.
+        let mut uses: Vec<(&str, Value)> = Vec::new();
         for steps in steps.chunks(batch.max(1)) {
             let mut views = Vec::with_capacity(steps.len());
             let mut instances = Vec::new();
             for step in steps {
                 let Some(view) = step_view(step, &mut quoter)? else { continue };
-                if matches!(step.action, Action::EnsureInstance(_)) {
+                if let Action::EnsureInstance(spec) = &step.action {
+                    let item = quoter.joined(&[&spec.project, "/", &spec.name, ":", spec.instance_type.keyword()])?;
+                    uses.push((spec.image.as_str(), item.into()));
                     instances.push(view.clone());
                 }
                 views.push(view);
@@ -255,36 +259,41 @@ fn deploy_script_in_parts(plan: &Plan, parts: usize, batch: usize) -> Result<Str
                 checks.push_str(&render(&environment, "deploy-checks.sh.j2", context! { instances => instances })?);
             }
         }
-        Ok((text, checks))
+        Ok((text, checks, uses))
     })?;
-    let (texts, checks): (Vec<String>, Vec<String>) = parts.into_iter().unzip();
+    let mut texts = Vec::with_capacity(parts.len());
+    let mut checks = Vec::with_capacity(parts.len());
+    // Each image's instances, in plan order (the plan's `images` lists them so): the
+    // arguments of its `ak_require_image` line after the image.
+    let mut users: HashMap<&str, String> = HashMap::new();
+    for (text, part_checks, uses) in parts {
+        texts.push(text);
+        checks.push(part_checks);
+        for (image, item) in uses {
+            let line = users.entry(image).or_default();
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(item.as_str().unwrap_or_default());
+        }
+    }
     let mut quoter = Quoter::default();
     let mut projects = Vec::new();
-    let mut types = HashMap::new();
     for step in &plan.steps {
-        match &step.action {
-            Action::EnsureProject(spec) => projects.push(quoter.word(&spec.name)?),
-            Action::EnsureInstance(spec) => {
-                types.insert((spec.project.as_str(), spec.name.as_str()), spec.instance_type.keyword());
-            }
-            _ => {}
+        if let Action::EnsureProject(spec) = &step.action {
+            projects.push(quoter.word(&spec.name)?);
         }
     }
     let mut images = Vec::with_capacity(plan.images.len());
+    let mut image_bytes = 0;
     for image in &plan.images {
-        let mut items = Vec::with_capacity(image.instances.len());
-        for key in &image.instances {
-            let instance_type =
-                key.split_once('/').and_then(|(project, name)| types.get(&(project, name)).copied()).unwrap_or("lxc");
-            items.push(quoter.joined(&[key, ":", instance_type])?);
-        }
-        images.push(context! { image => quoter.word(&image.image)?, instances => items });
+        let instances = users.remove(image.image.as_str()).unwrap_or_default();
+        image_bytes += image.image.len() + instances.len() + 32;
+        images.push(context! { image => quoter.word(&image.image)?, instances => instances });
     }
     // The whole script is written once into a buffer of its size: the steps' text
     // and the preflight's, and room for the fixed text and the image checks.
-    let size = texts.iter().chain(&checks).map(String::len).sum::<usize>()
-        + DEPLOY_TEMPLATE.len()
-        + plan.images.iter().map(|image| image.instances.iter().map(|key| key.len() + 8).sum::<usize>()).sum::<usize>();
+    let size = texts.iter().chain(&checks).map(String::len).sum::<usize>() + DEPLOY_TEMPLATE.len() + image_bytes;
     let context = context! {
         header => header(plan)?,
         waits => minijinja::value::Serde(&plan.waits),
@@ -384,10 +393,10 @@ fn header(plan: &Plan) -> Result<Value, EmitError> {
 
 /// `work` over `parts` consecutive runs of `steps` of about equal rendering cost, the
 /// first on this thread and each other on a thread of its own, with the results in order.
-fn in_parts<T: Send>(
-    steps: &[Step],
+fn in_parts<'s, T: Send>(
+    steps: &'s [Step],
     parts: usize,
-    work: impl Fn(&[Step]) -> Result<T, EmitError> + Sync,
+    work: impl Fn(&'s [Step]) -> Result<T, EmitError> + Sync,
 ) -> Result<Vec<T>, EmitError> {
     let runs = balanced_runs(steps, parts);
     let Some((first, others)) = runs.split_first() else {
