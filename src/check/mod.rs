@@ -34,8 +34,7 @@ const MACHINES_FOR_TWO_THREADS: usize = 1_000;
 /// Run every semantic pass over `infra`, reporting into `diagnostics`.
 pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
     let machines: usize = infra.domains.iter().map(|domain| domain.machines.len()).sum();
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if machines < MACHINES_FOR_TWO_THREADS || cores < 2 {
+    if machines < MACHINES_FOR_TWO_THREADS || crate::cores() < 2 {
         return check_on_one_thread(infra, diagnostics);
     }
     // The passes only read the tree: the second half runs beside the first, and its

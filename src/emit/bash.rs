@@ -220,8 +220,11 @@ impl Quoter {
 }
 
 pub fn deploy_script(plan: &Plan) -> Result<String, EmitError> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    deploy_script_in_parts(plan, cores.min(plan.steps.len() / STEPS_PER_PART).max(1), STEPS_PER_BATCH)
+    let parts = match plan.steps.len() / STEPS_PER_PART {
+        0 | 1 => 1,
+        parts => crate::cores().min(parts),
+    };
+    deploy_script_in_parts(plan, parts, STEPS_PER_BATCH)
 }
 
 /// Below this many steps a plan is rendered in one part, on the calling thread.

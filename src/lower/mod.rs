@@ -33,8 +33,11 @@ pub const PROJECT_FEATURES: [(&str, &str); 4] = [
 
 pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
     let machines: usize = infra.domains.iter().map(|domain| domain.machines.len()).sum();
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    lower_in_groups(infra, sources, source, cores.min(machines / MACHINES_PER_GROUP).max(1))
+    let groups = match machines / MACHINES_PER_GROUP {
+        0 | 1 => 1,
+        groups => crate::cores().min(groups),
+    };
+    lower_in_groups(infra, sources, source, groups)
 }
 
 /// [`lower`], the domains cut into `parts` groups lowered on as many threads. The plan

@@ -253,10 +253,9 @@ pub fn parse(file: FileId, text: &str, limits: &Limits, diagnostics: &mut Diagno
         return None;
     }
 
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if cores > 1
-        && text.len() >= parts::MIN_BYTES
-        && let Some(root) = parts::parse_in_parts(file, text, limits, cores)
+    if text.len() >= parts::MIN_BYTES
+        && crate::cores() > 1
+        && let Some(root) = parts::parse_in_parts(file, text, limits, crate::cores())
     {
         return Some(root);
     }
