@@ -11,6 +11,7 @@ pub mod diagnostics;
 pub mod emit;
 pub mod incus;
 pub mod lower;
+mod parallel;
 pub mod plan;
 pub mod rules;
 pub mod run;
@@ -19,10 +20,3 @@ pub mod source;
 pub mod syntax;
 
 pub use compile::{Compilation, compile_source};
-
-/// How many threads a large input is worth: the cores this process may use, asked once
-/// (the answer takes system calls and cgroup files to find).
-pub(crate) fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
-}

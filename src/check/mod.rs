@@ -34,28 +34,20 @@ const MACHINES_FOR_TWO_THREADS: usize = 1_000;
 /// Run every semantic pass over `infra`, reporting into `diagnostics`.
 pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
     let machines: usize = infra.domains.iter().map(|domain| domain.machines.len()).sum();
-    if machines < MACHINES_FOR_TWO_THREADS || crate::cores() < 2 {
+    if machines < MACHINES_FOR_TWO_THREADS || crate::parallel::cores() < 2 {
         return check_on_one_thread(infra, diagnostics);
     }
     // The passes only read the tree: the second half runs beside the first, and its
     // diagnostics follow the first's, as they would on one thread.
-    let second = std::thread::scope(|scope| {
-        let second = scope.spawn(|| {
-            let mut found = Diagnostics::new();
-            for pass in PASSES[1] {
-                pass(infra, &mut found);
-            }
-            found
-        });
-        for pass in PASSES[0] {
-            pass(infra, diagnostics);
+    let halves = crate::parallel::map(&PASSES, |passes| {
+        let mut found = Diagnostics::new();
+        for pass in *passes {
+            pass(infra, &mut found);
         }
-        second.join()
+        found
     });
-    match second {
-        Ok(found) => diagnostics.extend(found),
-        // A panic in a pass is a bug: pass it on, as if it had happened on this thread.
-        Err(panic) => std::panic::resume_unwind(panic),
+    for found in halves {
+        diagnostics.extend(found);
     }
 }
 

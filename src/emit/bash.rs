@@ -222,7 +222,7 @@ impl Quoter {
 pub fn deploy_script(plan: &Plan) -> Result<String, EmitError> {
     let parts = match plan.steps.len() / STEPS_PER_PART {
         0 | 1 => 1,
-        parts => crate::cores().min(parts),
+        parts => crate::parallel::cores().min(parts),
     };
     deploy_script_in_parts(plan, parts, STEPS_PER_BATCH)
 }
@@ -395,46 +395,16 @@ fn header(plan: &Plan) -> Result<Value, EmitError> {
 }
 
 /// `work` over `parts` consecutive runs of `steps` of about equal rendering cost, the
-/// first on this thread and each other on a thread of its own, with the results in order.
+/// first on this thread and each other on a thread of its own, with the results in
+/// order. (A plan ends with its start steps and then its wait steps, which cost little
+/// or nothing to render: runs of equal step counts would leave the last part idle.)
 fn in_parts<'s, T: Send>(
     steps: &'s [Step],
     parts: usize,
     work: impl Fn(&'s [Step]) -> Result<T, EmitError> + Sync,
 ) -> Result<Vec<T>, EmitError> {
-    let runs = balanced_runs(steps, parts);
-    let Some((first, others)) = runs.split_first() else {
-        return Ok(vec![work(steps)?]);
-    };
-    let work = &work;
-    std::thread::scope(|scope| {
-        let others: Vec<_> = others.iter().map(|run| scope.spawn(move || work(run))).collect();
-        let mut results = vec![work(first)?];
-        for other in others {
-            results.push(other.join().map_err(|_| EmitError("a rendering thread panicked".into()))??);
-        }
-        Ok(results)
-    })
-}
-
-/// `steps` cut into at most `parts` consecutive runs of about equal [`render_cost`]. A
-/// plan ends with its start steps and then its wait steps, which cost little or nothing
-/// to render: cutting by count would leave the last part almost idle.
-fn balanced_runs(steps: &[Step], parts: usize) -> Vec<&[Step]> {
-    let total: usize = steps.iter().map(render_cost).sum();
-    let share = total.div_ceil(parts.max(1)).max(1);
-    let mut runs = Vec::with_capacity(parts);
-    let (mut start, mut cost) = (0, 0);
-    for (index, step) in steps.iter().enumerate() {
-        cost += render_cost(step);
-        if cost >= share && runs.len() + 1 < parts {
-            runs.push(&steps[start..=index]);
-            (start, cost) = (index + 1, 0);
-        }
-    }
-    if start < steps.len() || runs.is_empty() {
-        runs.push(&steps[start..]);
-    }
-    runs
+    let runs = crate::parallel::balanced(steps, parts, render_cost);
+    crate::parallel::map(&runs, |run| work(run)).into_iter().collect()
 }
 
 /// A step's share of the work of rendering: about the lines of script it becomes.
@@ -714,7 +684,7 @@ mod tests {
         let Some(plan) = plan else { panic!("the example compiles") };
         let total: usize = plan.steps.iter().map(render_cost).sum();
         for parts in 1..=plan.steps.len() + 2 {
-            let runs = balanced_runs(&plan.steps, parts);
+            let runs = crate::parallel::balanced(&plan.steps, parts, render_cost);
             assert!(!runs.is_empty() && runs.len() <= parts, "{} runs for {parts} parts", runs.len());
             let mut next = 0;
             for run in &runs {

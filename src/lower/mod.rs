@@ -35,7 +35,7 @@ pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
     let machines: usize = infra.domains.iter().map(|domain| domain.machines.len()).sum();
     let groups = match machines / MACHINES_PER_GROUP {
         0 | 1 => 1,
-        groups => crate::cores().min(groups),
+        groups => crate::parallel::cores().min(groups),
     };
     lower_in_groups(infra, sources, source, groups)
 }
@@ -55,21 +55,7 @@ fn lower_in_groups(infra: &Infra, sources: &SourceMap, source: SourceInfo, parts
     let domains: Vec<_> =
         infra.domains.iter().zip(&resolution.domains).filter(|(domain, _)| domain.is_enabled()).collect();
     let groups = groups(&domains, parts);
-    let lowered: Vec<Lowered> = if groups.len() == 1 {
-        vec![context.lower_domains(&domains)]
-    } else {
-        let context = &context;
-        std::thread::scope(|scope| {
-            let others: Vec<_> =
-                groups[1..].iter().map(|group| scope.spawn(move || context.lower_domains(group))).collect();
-            let mut lowered = vec![context.lower_domains(groups[0])];
-            // A panic is a bug: pass it on, as if it had happened on this thread.
-            lowered.extend(
-                others.into_iter().map(|other| other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
-            );
-            lowered
-        })
-    };
+    let lowered = crate::parallel::map(&groups, |group| context.lower_domains(group));
 
     // The plan's order: every domain's resources, then every instance, then their
     // starts, boot waits and agent waits (all instances are created and started before
@@ -121,27 +107,11 @@ fn lower_in_groups(infra: &Infra, sources: &SourceMap, source: SourceInfo, parts
 /// Below this many machines, domains are lowered on the calling thread.
 const MACHINES_PER_GROUP: usize = 1_000;
 
-/// The domains in at most `parts` consecutive groups of about equal numbers of machines.
 type DomainRef<'a> = (&'a ast::Domain, &'a DomainAddressing);
 
+/// The domains in at most `parts` consecutive groups of about equal numbers of machines.
 fn groups<'d, 'a>(domains: &'d [DomainRef<'a>], parts: usize) -> Vec<&'d [DomainRef<'a>]> {
-    let weight = |(domain, _): &DomainRef| 1 + domain.machines.len();
-    let total: usize = domains.iter().map(weight).sum();
-    let parts = parts.max(1);
-    let share = total.div_ceil(parts).max(1);
-    let mut groups = Vec::with_capacity(parts);
-    let (mut start, mut weight_so_far) = (0, 0);
-    for (index, domain) in domains.iter().enumerate() {
-        weight_so_far += weight(domain);
-        if weight_so_far >= share && groups.len() + 1 < parts {
-            groups.push(&domains[start..=index]);
-            (start, weight_so_far) = (index + 1, 0);
-        }
-    }
-    if start < domains.len() || groups.is_empty() {
-        groups.push(&domains[start..]);
-    }
-    groups
+    crate::parallel::balanced(domains, parts, |(domain, _)| 1 + domain.machines.len())
 }
 
 /// What lowering needs besides the domains themselves.

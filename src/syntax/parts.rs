@@ -34,19 +34,10 @@ pub(super) fn parse_in_parts(file: FileId, text: &str, limits: &Limits, parts: u
     // A domain run's mappings sit one level higher in its own tree than in the file's.
     let run_limits = Limits { max_depth: limits.max_depth.checked_sub(1)?, ..*limits };
     let runs = layout.runs(text.len());
-    let reads: Vec<Option<Read>> = std::thread::scope(|scope| {
-        let threads: Vec<_> = runs
-            .iter()
-            .skip(1)
-            .map(|run| {
-                let limits = if run.domains { &run_limits } else { limits };
-                scope.spawn(move || read_run(file, text, run, limits))
-            })
-            .collect();
-        let first = read_run(file, text, &runs[0], limits);
-        std::iter::once(Some(first)).chain(threads.into_iter().map(|thread| thread.join().ok())).collect()
+    let reads = crate::parallel::map(&runs, |run| {
+        let limits = if run.domains { &run_limits } else { limits };
+        read_run(file, text, run, limits)
     });
-    let reads = reads.into_iter().collect::<Option<Vec<Read>>>()?;
     join(&layout, &runs, reads, limits)
 }
 

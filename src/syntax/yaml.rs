@@ -254,8 +254,8 @@ pub fn parse(file: FileId, text: &str, limits: &Limits, diagnostics: &mut Diagno
     }
 
     if text.len() >= parts::MIN_BYTES
-        && crate::cores() > 1
-        && let Some(root) = parts::parse_in_parts(file, text, limits, crate::cores())
+        && crate::parallel::cores() > 1
+        && let Some(root) = parts::parse_in_parts(file, text, limits, crate::parallel::cores())
     {
         return Some(root);
     }
