@@ -32,11 +32,15 @@ pub(super) const MIN_BYTES: usize = 256 * 1024;
 pub(super) fn parse_in_parts(file: FileId, text: &str, limits: &Limits, parts: usize) -> Option<Node> {
     let layout = Layout::of(text, parts)?;
     // A domain run's mappings sit one level higher in its own tree than in the file's.
-    let run_limits = Limits { max_depth: limits.max_depth.checked_sub(1)?, ..*limits };
+    let domain_depth = limits.max_depth.checked_sub(1)?;
     let runs = layout.runs(text.len());
     let reads = crate::parallel::map(&runs, |run| {
-        let limits = if run.domains { &run_limits } else { limits };
-        read_run(file, text, run, limits)
+        let limits = Limits {
+            max_depth: if run.domains { domain_depth } else { limits.max_depth },
+            max_nodes: node_share(limits.max_nodes, run.end - run.start, text.len()),
+            ..*limits
+        };
+        read_run(file, text, run, &limits)
     });
     join(&layout, &runs, reads, limits)
 }
@@ -133,6 +137,15 @@ impl Layout {
         }
         runs
     }
+}
+
+/// The nodes a run of `bytes` of a text of `total` bytes may build: twice its share of
+/// the file's budget. A run that needs more gives up (the file is then read whole, and
+/// that reading reports the limit), so that the runs together never build much more
+/// than the whole reading would have before it stopped.
+fn node_share(max_nodes: usize, bytes: usize, total: usize) -> usize {
+    let share = (max_nodes as u128 * 2 * bytes as u128 / total.max(1) as u128) as usize;
+    share.saturating_add(1024).min(max_nodes)
 }
 
 fn read_run(file: FileId, text: &str, run: &Run, limits: &Limits) -> Read {
@@ -404,6 +417,33 @@ mod tests {
         }
         // Both paths are taken often enough to mean something.
         assert!(cut > 3000 && whole_only > 3000, "{cut} cut, {whole_only} read whole");
+    }
+
+    /// A file over the node limit is read whole, which reports it; no run builds much
+    /// more than its share of the budget first.
+    #[test]
+    fn the_node_limit_is_the_whole_files() {
+        let text = domains(40, "  ");
+        let (root, _) = whole(&text);
+        let count = |node: &Node| -> usize {
+            fn count(node: &Node) -> usize {
+                1 + match &node.kind {
+                    NodeKind::Map(entries) => entries.iter().map(|entry| 1 + count(&entry.value)).sum(),
+                    NodeKind::Seq(items) => items.iter().map(count).sum(),
+                    _ => 0,
+                }
+            }
+            count(node)
+        };
+        let nodes = root.as_ref().map(count).unwrap_or_default();
+        let tight = Limits { max_nodes: nodes - 1, ..Limits::default() };
+        assert_eq!(parse_in_parts(FileId(0), &text, &tight, 2), None);
+        let mut diagnostics = Diagnostics::new();
+        assert_eq!(yaml::parse_whole(FileId(0), &text, &tight, &mut diagnostics), None);
+        assert_eq!(diagnostics.iter().map(|d| d.code.id).collect::<Vec<_>>(), ["E0006"]);
+        assert!(node_share(1_000_000, 100, 1_000) <= 201_024);
+        assert_eq!(node_share(1_000_000, 1_000, 1_000), 1_000_000);
+        assert_eq!(node_share(usize::MAX, 1, 1), usize::MAX);
     }
 
     #[test]
