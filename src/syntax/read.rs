@@ -143,6 +143,10 @@ const PLACES: &[(&str, &[&str])] = &[
     ("a shared volume", SHARED_VOLUME_KEYS),
 ];
 
+/// From this much text of domains on (a thousand machines or so), domains are read on
+/// several threads.
+const BYTES_PER_GROUP: usize = 128 * 1024;
+
 /// Read the YAML tree of an infra.yml into the typed tree, reporting every shape and type
 /// problem into `diagnostics`. Never fails: what could not be read is left out.
 pub fn read_infra(root: &Node, diagnostics: &mut Diagnostics) -> Infra {
@@ -806,7 +810,34 @@ impl Reader<'_> {
 
     fn domains(&mut self, node: &Node) -> Vec<Domain> {
         let Some(entries) = self.mapping(node, "`domains`", true) else { return Vec::new() };
-        entries.iter().filter_map(|entry| self.domain(entry)).collect()
+        let text_size = |entry: &Entry| entry.value.span.end.saturating_sub(entry.value.span.start);
+        let groups = match entries.iter().map(text_size).sum::<usize>() / BYTES_PER_GROUP {
+            0 | 1 => 1,
+            groups => crate::parallel::cores().min(groups),
+        };
+        self.domains_in_groups(entries, groups)
+    }
+
+    /// The domains read in `groups` groups of about equal text, on as many threads; the
+    /// domains and the diagnostics in the order one thread gives.
+    fn domains_in_groups(&mut self, entries: &[Entry], groups: usize) -> Vec<Domain> {
+        if groups <= 1 {
+            return entries.iter().filter_map(|entry| self.domain(entry)).collect();
+        }
+        let text_size = |entry: &Entry| 1 + entry.value.span.end.saturating_sub(entry.value.span.start);
+        let runs = crate::parallel::balanced(entries, groups, text_size);
+        let read = crate::parallel::map(&runs, |run| {
+            let mut diagnostics = Diagnostics::new();
+            let domains: Vec<Domain> =
+                run.iter().filter_map(|entry| Reader { diagnostics: &mut diagnostics }.domain(entry)).collect();
+            (domains, diagnostics)
+        });
+        let mut domains = Vec::with_capacity(entries.len());
+        for (run_domains, diagnostics) in read {
+            domains.extend(run_domains);
+            self.diagnostics.extend(diagnostics);
+        }
+        domains
     }
 
     fn domain(&mut self, entry: &Entry) -> Option<Domain> {
@@ -1380,6 +1411,33 @@ domains:
         type: vm
         profiles: [default, vm-resources]
 "#;
+
+    #[test]
+    fn domains_read_in_groups_are_those_read_on_one_thread() {
+        let mut text = String::from("project_name: x\nglobal:\n  base_subnet: \"10.100\"\ndomains:\n");
+        for domain in 0..12 {
+            text.push_str(&format!("  d{domain}:\n    subnet_id: {domain}\n    tpye: oops\n    machines:\n"));
+            for machine in 0..4 {
+                text.push_str(&format!("      m{domain}x{machine}:\n        type: lxc\n        gpu: maybe\n"));
+            }
+        }
+        text.push_str("  bad: [1]\n");
+        let mut diagnostics = Diagnostics::new();
+        let root = crate::syntax::yaml::parse(FileId(0), &text, &Default::default(), &mut diagnostics);
+        let Some(entries) = root.as_ref().and_then(|root| root.get("domains")).and_then(|d| d.value.as_map()) else {
+            panic!("the test file has domains");
+        };
+        let read = |groups| {
+            let mut diagnostics = Diagnostics::new();
+            let domains = Reader { diagnostics: &mut diagnostics }.domains_in_groups(entries, groups);
+            (format!("{domains:?}"), diagnostics.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>())
+        };
+        let one = read(1);
+        assert!(one.1.len() >= 25, "the file draws too few diagnostics: {}", one.1.len());
+        for groups in [2, 3, 5, 13, 20] {
+            assert_eq!(read(groups), one, "{groups} groups");
+        }
+    }
 
     #[test]
     fn ai_tools_example_reads_cleanly() {
