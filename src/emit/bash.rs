@@ -4,9 +4,9 @@
 //! `templates/destroy.sh.j2`.
 //!
 //! The templates hold all of the scripts' text. What they are given is a view of the
-//! plan in which every value is already in the form its place needs: a [`Word`] is one
+//! plan in which every value is already in the form its place needs: a `Word` is one
 //! bash word, quoted by [`shell_quote`]; the arguments of an `ak_config` or `ak_device`
-//! line are such words, one space apart; a [`Note`] is text for a `#` comment line,
+//! line are such words, one space apart; a `Note` is text for a `#` comment line,
 //! control characters escaped by [`comment_safe`]. The view holds nothing else that a
 //! template could print (apart from the wait settings, which are numbers), the
 //! templates apply no filter, and the engine prints only strings and numbers: a value

@@ -4,7 +4,7 @@
 //! - [`client`]: the API over a minimal HTTP/1.1 client ([`http`]); typed errors;
 //!   asynchronous operations awaited with `/wait`.
 //! - [`state`]: what Incus holds, read once per project before any change.
-//! - [`apply`]: per step, the difference between the plan and that state, sent as
+//! - [`apply`](mod@apply): per step, the difference between the plan and that state, sent as
 //!   the fewest requests (none when converged).
 //! - [`scheduler`]: the plan's dependency graph on `--jobs` threads; waits beside them.
 //! - [`progress`]: plain lines (CI), a live display (terminal), a capture (tests).
