@@ -51,3 +51,16 @@ pub fn device_type_names() -> impl Iterator<Item = &'static str> {
 pub fn is_device_type(name: &str) -> bool {
     device_type_names().any(|known| known == name)
 }
+
+/// An Incus boolean (`validate.IsBool`, read as `shared.IsTrue` does): `true`, `yes`,
+/// `on` or `1`, and `false`, `no`, `off` or `0`, in any case.
+pub fn incus_bool(text: &str) -> Option<bool> {
+    let is = |words: [&str; 4]| words.iter().any(|word| word.eq_ignore_ascii_case(text));
+    if is(["true", "yes", "on", "1"]) {
+        Some(true)
+    } else if is(["false", "no", "off", "0"]) {
+        Some(false)
+    } else {
+        None
+    }
+}

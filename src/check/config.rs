@@ -361,7 +361,7 @@ fn part(offset: usize, text: &str, message: impl Into<String>) -> ValueError {
 
 /// Incus `validate.IsBool`.
 fn is_bool(value: &str) -> bool {
-    ["true", "false", "yes", "no", "on", "off", "1", "0"].iter().any(|word| word.eq_ignore_ascii_case(value))
+    crate::rules::incus_bool(value).is_some()
 }
 
 /// Incus `validate.IsUUID`, that is Go's `uuid.Parse`: 36 characters with dashes at 8,

@@ -61,9 +61,7 @@ impl<'a> Merged<'a> {
 
     /// Present with a value Go's `util.IsTrue` takes as true.
     fn is_true(&self, key: &str) -> Option<(&'a ConfigEntry, Source<'a>)> {
-        self.get(key).filter(|(entry, _)| {
-            ["true", "1", "yes", "on"].iter().any(|word| word.eq_ignore_ascii_case(&entry.value.value))
-        })
+        self.get(key).filter(|(entry, _)| crate::rules::incus_bool(&entry.value.value) == Some(true))
     }
 }
 

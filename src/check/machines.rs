@@ -20,8 +20,10 @@ pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
             check_isolation(domain, machine, diagnostics);
             check_privileged(machine, diagnostics);
             check_vm_memory(domain, machine, diagnostics);
+            check_replaced_keys(domain, machine, diagnostics);
         }
         check_privileged_profiles(domain, diagnostics);
+        check_profile_protection(domain, diagnostics);
     }
     check_gpu_policy(infra, diagnostics);
 }
@@ -193,6 +195,96 @@ fn check_privileged_profiles(domain: &Domain, diagnostics: &mut Diagnostics) {
         }
         diagnostics
             .push(diagnostic.with_help("Remove `security.privileged` from the profile, or use it only for VMs."));
+    }
+}
+
+/// W0011: a config key that a machine setting writes, with another value.
+fn check_replaced_keys(domain: &Domain, machine: &Machine, diagnostics: &mut Diagnostics) {
+    let bool_text = |value: bool| if value { "true" } else { "false" }.to_string();
+    for entry in &machine.config {
+        // The value anklumec writes, the setting it comes from, and where that is set.
+        let (written, setting, set_at) = match entry.key.value.as_str() {
+            "security.protection.delete" => {
+                let ephemeral = machine.ephemeral.as_ref().or(domain.ephemeral.as_ref());
+                (bool_text(!ephemeral.is_some_and(|e| e.value)), "ephemeral", ephemeral.map(|e| e.span))
+            }
+            "boot.autostart" => match &machine.boot_autostart {
+                Some(autostart) => (bool_text(autostart.value), "boot_autostart", Some(autostart.span)),
+                None => continue,
+            },
+            "boot.autostart.priority" => match &machine.boot_priority {
+                Some(priority) => (priority.value.to_string(), "boot_priority", Some(priority.span)),
+                None => continue,
+            },
+            "snapshots.schedule" => match &machine.snapshots_schedule {
+                Some(schedule) => (schedule.value.clone(), "snapshots_schedule", Some(schedule.span)),
+                None => continue,
+            },
+            "snapshots.expiry" => match &machine.snapshots_expiry {
+                Some(expiry) => (expiry.value.clone(), "snapshots_expiry", Some(expiry.span)),
+                None => continue,
+            },
+            _ => continue,
+        };
+        let declared = &entry.value.value;
+        let same = match (rules::incus_bool(declared), rules::incus_bool(&written)) {
+            (Some(a), Some(b)) => a == b,
+            _ => declared
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .zip(written.parse::<i64>().ok())
+                .map_or(declared == &written, |(a, b)| a == b),
+        };
+        if same {
+            continue;
+        }
+        let key = &entry.key.value;
+        let from = match set_at {
+            Some(_) => format!("from `{setting}`"),
+            None => format!("from `{setting}`, which is not set (false)"),
+        };
+        let mut diagnostic = Diagnostic::new(
+            codes::REPLACED_CONFIG_KEY,
+            entry.value.span,
+            format!("`{key}` of machine `{}` is replaced by anklume's value", machine.name.value),
+            format!("anklumec writes `{}` here instead, {from}", printable(&written)),
+        );
+        if let Some(span) = set_at {
+            diagnostic = diagnostic.with_label(span, format!("`{setting}` is set here"));
+        }
+        let help = if key == "security.protection.delete" {
+            "Remove the key; set `ephemeral: true` on the machine or its domain to let the machine be deleted."
+                .to_string()
+        } else {
+            format!("Remove `{key}` from `config` and set the value with `{setting}`.")
+        };
+        diagnostics.push(diagnostic.with_help(help));
+    }
+}
+
+/// W0011: a profile's `security.protection.delete`, hidden by every instance's own.
+fn check_profile_protection(domain: &Domain, diagnostics: &mut Diagnostics) {
+    for profile in &domain.profiles {
+        let Some(entry) = profile.config.iter().find(|entry| entry.key.value == "security.protection.delete") else {
+            continue;
+        };
+        let users: Vec<&Machine> = domain.machines.iter().filter(|m| uses_profile(m, &profile.name.value)).collect();
+        if users.is_empty() {
+            continue;
+        }
+        let mut diagnostic = Diagnostic::new(
+            codes::REPLACED_CONFIG_KEY,
+            entry.key.span,
+            format!("profile `{}` sets `security.protection.delete`, which has no effect", profile.name.value),
+            "each instance sets its own value (from `ephemeral`), which comes before its profiles'",
+        );
+        for machine in users {
+            diagnostic = diagnostic.with_label(machine.name.span, "this machine uses the profile");
+        }
+        diagnostics.push(diagnostic.with_help(
+            "Remove the key from the profile; set `ephemeral: true` on the machines or the domain to let them be deleted.",
+        ));
     }
 }
 

@@ -349,6 +349,18 @@ boots, leaving the instance without the network configuration you meant. The lab
 points at the text after the first node; remove it, or write the whole value as one
 mapping.";
 
+    REPLACED_CONFIG_KEY = "W0011", Warning, "a config key is replaced by the value anklume sets",
+"Some Incus keys are what anklume's own machine settings stand for, and anklumec
+writes them on every instance it creates: `security.protection.delete` from
+`ephemeral` (always: `true` unless the machine or its domain is ephemeral),
+`boot.autostart` from `boot_autostart`, `boot.autostart.priority` from
+`boot_priority`, `snapshots.schedule` from `snapshots_schedule` and `snapshots.expiry`
+from `snapshots_expiry`. The documented setting wins, so a different value written
+under `config` is replaced, and a profile's `security.protection.delete` never takes
+effect (an instance's own config comes before its profiles'). The label shows the
+value that is written instead; use the machine setting (`ephemeral: true` lets a
+machine be deleted) and remove the key.";
+
     NOT_ACTED_ON = "N0001", Note, "a key is accepted but anklumec does not act on it",
 "The key belongs to anklume's schema (or another anklume tool) and is type-checked,
 but the deployment plan anklumec produces does not use it: for example
