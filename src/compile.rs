@@ -127,7 +127,7 @@ const LARGE_SOURCE: usize = 256 * 1024;
 /// allocations, and the next stage (or the exit of the process) need not wait for them.
 pub fn drop_soon<T: Send + 'static>(value: T, source_bytes: usize) {
     if source_bytes >= LARGE_SOURCE {
-        // Should the thread not start, the value comes back in the error and is freed here.
+        // Should the thread not start, the closure, and the value with it, is freed here.
         let _ = std::thread::Builder::new().name("free".into()).spawn(move || drop(value));
     }
 }

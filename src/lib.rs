@@ -18,5 +18,7 @@ pub mod run;
 pub mod schema;
 pub mod source;
 pub mod syntax;
+#[cfg(test)]
+mod test_fixtures;
 
 pub use compile::{Compilation, compile_source};

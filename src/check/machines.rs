@@ -226,17 +226,7 @@ fn check_replaced_keys(domain: &Domain, machine: &Machine, diagnostics: &mut Dia
             },
             _ => continue,
         };
-        let declared = &entry.value.value;
-        let same = match (rules::incus_bool(declared), rules::incus_bool(&written)) {
-            (Some(a), Some(b)) => a == b,
-            _ => declared
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .zip(written.parse::<i64>().ok())
-                .map_or(declared == &written, |(a, b)| a == b),
-        };
-        if same {
+        if same_incus_value(&entry.value.value, &written) {
             continue;
         }
         let key = &entry.key.value;
@@ -260,6 +250,18 @@ fn check_replaced_keys(domain: &Domain, machine: &Machine, diagnostics: &mut Dia
             format!("Remove `{key}` from `config` and set the value with `{setting}`.")
         };
         diagnostics.push(diagnostic.with_help(help));
+    }
+}
+
+/// Whether Incus reads two values alike: as booleans (`yes` is `true`), as integers
+/// (`05` is `5`), or else as the same text.
+fn same_incus_value(declared: &str, written: &str) -> bool {
+    if let (Some(a), Some(b)) = (rules::incus_bool(declared), rules::incus_bool(written)) {
+        return a == b;
+    }
+    match (declared.trim().parse::<i64>(), written.parse::<i64>()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => declared == written,
     }
 }
 

@@ -132,11 +132,16 @@ impl Quoter {
     /// One word of several parts, such as `key=value` (the form in which the helpers
     /// take config and options) or `project/name:type`.
     fn joined(&mut self, parts: &[&str]) -> Result<Word, EmitError> {
+        self.join_raw(parts);
+        self.raw_word()
+    }
+
+    /// The parts, end to end, in `self.raw`.
+    fn join_raw(&mut self, parts: &[&str]) {
         self.raw.clear();
         for part in parts {
             self.raw.push_str(part);
         }
-        self.raw_word()
     }
 
     /// `KIND` then the parts of a path: how the script's output names a step.
@@ -176,16 +181,19 @@ impl Quoter {
             self.push_word(name)?;
             self.push_word(&device.device_type)?;
             for (key, value) in &device.options {
-                self.raw.clear();
-                self.raw.push_str(key);
-                self.raw.push('=');
-                self.raw.push_str(value);
-                quote_into(&self.raw, &mut self.quoted)?;
-                self.push_quoted();
+                self.push_joined(&[key, "=", value])?;
             }
             lines.push(Value::from(self.line.as_str()));
         }
         Ok(Value::from(lines))
+    }
+
+    /// The parts, end to end and quoted, as the next word of `self.line`.
+    fn push_joined(&mut self, parts: &[&str]) -> Result<(), EmitError> {
+        self.join_raw(parts);
+        quote_into(&self.raw, &mut self.quoted)?;
+        self.push_quoted();
+        Ok(())
     }
 
     /// `value`, quoted, as the next word of `self.line`.
@@ -244,15 +252,16 @@ fn deploy_script_in_parts(plan: &Plan, parts: usize, batch: usize) -> Result<Str
         let mut text = String::with_capacity(steps.iter().map(render_cost).sum::<usize>() * BYTES_PER_COST);
         let mut checks = String::new();
         // `(image, project/name:type)` of each instance, for the image checks.
-        let mut uses: Vec<(&str, Value)> = Vec::new();
+        let mut uses: Vec<(&str, String)> = Vec::new();
         for steps in steps.chunks(batch.max(1)) {
             let mut views = Vec::with_capacity(steps.len());
             let mut instances = Vec::new();
             for step in steps {
                 let Some(view) = step_view(step, &mut quoter)? else { continue };
                 if let Action::EnsureInstance(spec) = &step.action {
-                    let item = quoter.joined(&[&spec.project, "/", &spec.name, ":", spec.instance_type.keyword()])?;
-                    uses.push((spec.image.as_str(), item.into()));
+                    quoter.line.clear();
+                    quoter.push_joined(&[&spec.project, "/", &spec.name, ":", spec.instance_type.keyword()])?;
+                    uses.push((spec.image.as_str(), quoter.line.clone()));
                     instances.push(view.clone());
                 }
                 views.push(view);
@@ -277,7 +286,7 @@ fn deploy_script_in_parts(plan: &Plan, parts: usize, batch: usize) -> Result<Str
             if !line.is_empty() {
                 line.push(' ');
             }
-            line.push_str(item.as_str().unwrap_or_default());
+            line.push_str(&item);
         }
     }
     let mut quoter = Quoter::default();
@@ -649,21 +658,19 @@ mod tests {
     /// any size.
     #[test]
     fn the_script_does_not_depend_on_how_many_parts_render_it() {
-        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ok");
         let mut checked = 0;
-        for entry in std::fs::read_dir(fixtures).into_iter().flatten().flatten() {
-            let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        for (path, text) in crate::test_fixtures::texts_in(&crate::test_fixtures::group("ok")) {
             let compilation = crate::compile::compile_source("infra.yml", &text, Default::default());
             let Some(plan) = compilation.plan else { continue };
             let whole = deploy_script_in_parts(&plan, 1, usize::MAX).ok();
-            assert!(whole.is_some(), "{}", entry.path().display());
+            assert!(whole.is_some(), "{}", path.display());
             for parts in [1, 2, 3, 7, plan.steps.len(), plan.steps.len() + 5] {
                 for batch in [1, 2, 5, STEPS_PER_BATCH] {
                     assert_eq!(
                         deploy_script_in_parts(&plan, parts, batch).ok(),
                         whole,
                         "{} in {parts} parts, batches of {batch}",
-                        entry.path().display()
+                        path.display()
                     );
                 }
             }

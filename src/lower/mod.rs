@@ -514,10 +514,8 @@ mod tests {
     /// in several (on as many threads), down to one domain a group.
     #[test]
     fn the_plan_does_not_depend_on_how_many_groups_lower_it() {
-        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ok");
         let mut checked = 0;
-        for entry in std::fs::read_dir(fixtures).into_iter().flatten().flatten() {
-            let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        for (path, text) in crate::test_fixtures::texts_in(&crate::test_fixtures::group("ok")) {
             let mut sources = SourceMap::new();
             let file = sources.add(crate::source::SourceFile::new("infra.yml", text.as_str()));
             let mut diagnostics = crate::diagnostics::Diagnostics::new();
@@ -534,7 +532,7 @@ mod tests {
             let whole = json(1);
             assert!(whole.is_some());
             for parts in [2, 3, infra.domains.len(), infra.domains.len() + 3] {
-                assert_eq!(json(parts), whole, "{} in {parts} groups", entry.path().display());
+                assert_eq!(json(parts), whole, "{} in {parts} groups", path.display());
             }
             checked += 1;
         }

@@ -11,7 +11,7 @@ use std::borrow::Borrow;
 /// small allocation where a `BTreeMap` takes a node of eleven entries, five times the
 /// memory. Iteration is in key order, as Incus stores config, and `serde` writes it
 /// as a map, so the plan's JSON and the stamps are those of a `BTreeMap`.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SortedMap<K, V> {
     entries: Vec<(K, V)>,
 }
@@ -47,13 +47,6 @@ impl<K: Ord, V> SortedMap<K, V> {
         K: Borrow<Q>,
     {
         self.position(key).ok().map(|index| &self.entries[index].1)
-    }
-
-    pub fn get_mut<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
-    where
-        K: Borrow<Q>,
-    {
-        self.position(key).ok().map(|index| &mut self.entries[index].1)
     }
 
     pub fn contains_key<Q: Ord + ?Sized>(&self, key: &Q) -> bool
@@ -173,14 +166,6 @@ impl<K: Ord, V> FromIterator<(K, V)> for SortedMap<K, V> {
 impl<K: Ord, V, const N: usize> From<[(K, V); N]> for SortedMap<K, V> {
     fn from(items: [(K, V); N]) -> Self {
         items.into_iter().collect()
-    }
-}
-
-impl<K: Ord, V> Extend<(K, V)> for SortedMap<K, V> {
-    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, items: I) {
-        for (key, value) in items {
-            self.insert(key, value);
-        }
     }
 }
 

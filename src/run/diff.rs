@@ -342,7 +342,7 @@ mod tests {
 
     #[test]
     fn declared_empty_equals_absent_and_incus_keys_are_ignored() {
-        let declared: Config = [("a".to_string(), String::new()), ("b".into(), "1".into())].into_iter().collect();
+        let declared: Config = [("a".to_string(), String::new()), ("b".into(), "1".into())].into();
         let live: LiveConfig = [
             ("b".to_string(), "1".to_string()),
             ("volatile.uuid".into(), "x".into()),
