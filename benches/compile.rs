@@ -61,6 +61,8 @@ fn end_to_end(c: &mut Criterion) {
             // As the CLI does, the plan and the script are freed after the work is done
             // (the CLI frees them on another thread as it exits).
             b.iter_with_large_drop(|| {
+                // The text is copied into the compilation here; the CLI moves in the
+                // text it read.
                 let compilation = compile_source("bench.yml", black_box(text), Options::default());
                 let script = emit::deploy_script(compilation.plan.as_ref().expect("compiles")).expect("renders");
                 (compilation, script)

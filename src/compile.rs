@@ -36,10 +36,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Compile one infra.yml. `name` is the path as the user gave it (it appears in
-/// diagnostics and in the generated script's header).
-pub fn compile_source(name: &str, text: &str, options: Options) -> Compilation {
+/// diagnostics and in the generated script's header). Given a `String`, the text is
+/// kept without a copy (the CLI's input may be tens of megabytes).
+pub fn compile_source(name: &str, text: impl Into<String>, options: Options) -> Compilation {
     let mut sources = SourceMap::new();
     let file = sources.add(SourceFile::new(name, text));
+    let text = sources.get(file).text.as_str();
     let mut diagnostics = Diagnostics::new();
     let root = yaml::parse(file, text, &yaml::Limits::default(), &mut diagnostics);
     let source = SourceInfo { path: name.to_string(), sha256: sha256_hex(text.as_bytes()) };
@@ -58,18 +60,9 @@ pub struct SplitInput {
 }
 
 /// Compile a split `infra/` directory: the files are merged into one infra.yml tree
-/// (see [`crate::syntax::split`]); diagnostics name the file each problem is in.
-pub fn compile_split(input: &SplitInput, options: Options) -> Compilation {
-    let mut sources = SourceMap::new();
-    let mut diagnostics = Diagnostics::new();
-    let limits = yaml::Limits::default();
-    let mut parse = |(name, text): &(String, String), diagnostics: &mut Diagnostics| {
-        let file = sources.add(SourceFile::new(name.as_str(), text.as_str()));
-        yaml::parse(file, text, &limits, diagnostics)
-    };
-    let base = parse(&input.base, &mut diagnostics);
-    let domains: Vec<_> = input.domains.iter().map(|file| parse(file, &mut diagnostics)).collect();
-    let policies = input.policies.as_ref().map(|file| parse(file, &mut diagnostics));
+/// (see [`crate::syntax::split`]); diagnostics name the file each problem is in. The
+/// files' texts move into the compilation's sources.
+pub fn compile_split(input: SplitInput, options: Options) -> Compilation {
     // Hash every file, names included, in their fixed order.
     let mut hasher = Sha256::new();
     for (name, text) in std::iter::once(&input.base).chain(&input.domains).chain(&input.policies) {
@@ -78,8 +71,18 @@ pub fn compile_split(input: &SplitInput, options: Options) -> Compilation {
         hasher.update(text.as_bytes());
         hasher.update([0]);
     }
-    let sha256 = crate::plan::hex(&hasher.finalize());
-    let source = SourceInfo { path: input.directory.clone(), sha256 };
+    let source = SourceInfo { path: input.directory, sha256: crate::plan::hex(&hasher.finalize()) };
+    let mut sources = SourceMap::new();
+    let mut add = |(name, text): (String, String)| sources.add(SourceFile::new(name, text));
+    let base = add(input.base);
+    let domain_files: Vec<_> = input.domains.into_iter().map(&mut add).collect();
+    let policies_file = input.policies.map(add);
+    let mut diagnostics = Diagnostics::new();
+    let limits = yaml::Limits::default();
+    let parse = |file, diagnostics: &mut Diagnostics| yaml::parse(file, &sources.get(file).text, &limits, diagnostics);
+    let base = parse(base, &mut diagnostics);
+    let domains: Vec<_> = domain_files.into_iter().map(|file| parse(file, &mut diagnostics)).collect();
+    let policies = policies_file.map(|file| parse(file, &mut diagnostics));
     let all_parsed = domains.iter().all(Option::is_some) && policies.as_ref().is_none_or(Option::is_some);
     let root = match base {
         Some(base) if all_parsed => {

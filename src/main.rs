@@ -208,9 +208,9 @@ fn load_and_compile(input: &InputArgs) -> Result<Compilation, ExitCode> {
     };
     let options = Options { deny_warnings: input.deny_warnings };
     let compilation = if path.is_dir() {
-        compile_split(&read_split(path)?, options)
+        compile_split(read_split(path)?, options)
     } else {
-        compile_source(&path.display().to_string(), &read_text(path)?, options)
+        compile_source(&path.display().to_string(), read_text(path)?, options)
     };
     print_diagnostics(input, &compilation);
     Ok(compilation)
@@ -218,23 +218,28 @@ fn load_and_compile(input: &InputArgs) -> Result<Compilation, ExitCode> {
 
 fn read_text(path: &Path) -> Result<String, ExitCode> {
     use std::io::Read;
+    let cannot_read = |error: std::io::Error| usage_error(&format!("cannot read {}: {error}", path.display()));
     // Read at most one byte past the parser's limit: a larger input (a 2 GiB file,
     // /dev/zero) is refused by the parser's E0006 without sitting in memory whole.
     let limit = anklumec::syntax::yaml::Limits::default().max_bytes;
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    // A buffer of the file's size from the start: grown by doubling, a 60 MB file
+    // would take 128 MB for a moment. (A pipe or a device says 0 and grows.)
+    let expected = file.metadata().map_or(0, |metadata| metadata.len()).min(limit as u64 + 1) as usize;
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(limit as u64 + 1).read_to_end(&mut bytes))
-        .map_err(|error| usage_error(&format!("cannot read {}: {error}", path.display())))?;
-    if bytes.len() > limit {
-        // Only its size matters now: the cut may fall inside a character.
-        return Ok(String::from_utf8_lossy(&bytes).into_owned());
-    }
-    String::from_utf8(bytes).map_err(|error| {
-        usage_error(&format!(
+    bytes.try_reserve_exact(expected).map_err(|_| cannot_read(std::io::ErrorKind::OutOfMemory.into()))?;
+    file.take(limit as u64 + 1).read_to_end(&mut bytes).map_err(cannot_read)?;
+    let over_limit = bytes.len() > limit;
+    String::from_utf8(bytes).or_else(|error| {
+        if over_limit {
+            // Only its size matters now, and the cut may fall inside a character.
+            return Ok(String::from_utf8_lossy(error.as_bytes()).into_owned());
+        }
+        Err(usage_error(&format!(
             "{} is not UTF-8 text (invalid byte at offset {})",
             path.display(),
             error.utf8_error().valid_up_to()
-        ))
+        )))
     })
 }
 

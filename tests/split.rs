@@ -33,7 +33,7 @@ fn a_split_directory_compiles_like_the_file_it_stands_for() {
         domains: vec![read("basic/domains/10-admin.yml"), read("basic/domains/20-work.yml")],
         policies: Some(read("basic/policies.yml")),
     };
-    let split = compile_split(&input, Options::default());
+    let split = compile_split(input, Options::default());
     assert!(!split.has_errors(), "{:#?}", split.diagnostics);
     let split = split.plan.expect("a plan");
     let (_, text) = read("basic/equivalent.yml.txt");

@@ -98,6 +98,13 @@ pub fn comment_safe(value: &str) -> String {
 #[derive(Clone, Debug)]
 struct Word(Value);
 
+impl Word {
+    /// Its length in the script.
+    fn len(&self) -> usize {
+        self.0.as_str().map_or(0, str::len)
+    }
+}
+
 impl From<Word> for Value {
     fn from(word: Word) -> Value {
         word.0
@@ -232,7 +239,7 @@ pub fn deploy_script(plan: &Plan) -> Result<String, EmitError> {
         0 | 1 => 1,
         parts => crate::parallel::cores().min(parts),
     };
-    deploy_script_in_parts(plan, parts, STEPS_PER_BATCH)
+    deploy_script_in_parts(plan, parts, STEPS_PER_BATCH).map(|(script, _)| script)
 }
 
 /// Below this many steps a plan is rendered in one part, on the calling thread.
@@ -244,13 +251,15 @@ const STEPS_PER_BATCH: usize = 256;
 
 /// deploy.sh, its steps rendered in `parts` parts, each on a thread of its own, and
 /// within a part in batches of `batch` steps. Each part also renders the preflight
-/// checks of its instances.
-fn deploy_script_in_parts(plan: &Plan, parts: usize, batch: usize) -> Result<String, EmitError> {
+/// checks of its instances. With the script, the size of the buffer reserved for it.
+fn deploy_script_in_parts(plan: &Plan, parts: usize, batch: usize) -> Result<(String, usize), EmitError> {
     let environment = environment()?;
     let parts = in_parts(&plan.steps, parts, |steps| {
         let mut quoter = Quoter::default();
-        let mut text = String::with_capacity(steps.iter().map(render_cost).sum::<usize>() * BYTES_PER_COST);
-        let mut checks = String::new();
+        let mut text = Rendered::default();
+        let mut checks = Rendered::default();
+        // Each batch is rendered into this buffer, then kept in a string of its size.
+        let mut buffer = Vec::new();
         // `(image, project/name:type)` of each instance, for the image checks.
         let mut uses: Vec<(&str, String)> = Vec::new();
         for steps in steps.chunks(batch.max(1)) {
@@ -266,9 +275,9 @@ fn deploy_script_in_parts(plan: &Plan, parts: usize, batch: usize) -> Result<Str
                 }
                 views.push(view);
             }
-            text.push_str(&render(&environment, "deploy-steps.sh.j2", context! { steps => views })?);
+            text.render(&environment, "deploy-steps.sh.j2", context! { steps => views }, &mut buffer)?;
             if !instances.is_empty() {
-                checks.push_str(&render(&environment, "deploy-checks.sh.j2", context! { instances => instances })?);
+                checks.render(&environment, "deploy-checks.sh.j2", context! { instances => instances }, &mut buffer)?;
             }
         }
         Ok((text, checks, uses))
@@ -289,41 +298,78 @@ fn deploy_script_in_parts(plan: &Plan, parts: usize, batch: usize) -> Result<Str
             line.push_str(&item);
         }
     }
+    // The whole script is written once into a buffer that holds it (a 60 MB script
+    // that outgrew its buffer would need 200 MB for a moment): the steps' and the
+    // preflight's text, the templates' own text, and each value the templates insert.
+    let mut size = texts.iter().chain(&checks).map(Rendered::len).sum::<usize>();
+    size += DEPLOY_TEMPLATE.len() + COMMON_TEMPLATE.len();
     let mut quoter = Quoter::default();
     let mut projects = Vec::new();
     for step in &plan.steps {
         if let Action::EnsureProject(spec) = &step.action {
-            projects.push(quoter.word(&spec.name)?);
+            let word = quoter.word(&spec.name)?;
+            size += "\nak_load_instances ".len() + word.len();
+            projects.push(word);
         }
     }
     let mut images = Vec::with_capacity(plan.images.len());
-    let mut image_bytes = 0;
     for image in &plan.images {
         let instances = users.remove(image.image.as_str()).unwrap_or_default();
-        image_bytes += image.image.len() + instances.len() + 32;
-        images.push(context! { image => quoter.word(&image.image)?, instances => instances });
+        let word = quoter.word(&image.image)?;
+        size += "\nak_require_image  ".len() + word.len() + instances.len();
+        images.push(context! { image => word, instances => instances });
     }
-    // The whole script is written once into a buffer of its size: the steps' text
-    // and the preflight's, and room for the fixed text and the image checks.
-    let size = texts.iter().chain(&checks).map(String::len).sum::<usize>() + DEPLOY_TEMPLATE.len() + image_bytes;
+    let (header, header_bytes) = header(plan)?;
+    // Six wait settings, each a number of at most 20 digits.
+    size += header_bytes + 6 * 20;
     let context = context! {
-        header => header(plan)?,
+        header => header,
         waits => minijinja::value::Serde(&plan.waits),
         projects => projects,
         images => images,
-        checks => checks,
-        steps => texts,
+        checks => checks.into_iter().map(Value::from_object).collect::<Vec<_>>(),
+        steps => texts.into_iter().map(Value::from_object).collect::<Vec<_>>(),
     };
     let template = environment.get_template("deploy.sh.j2").map_err(|error| EmitError(error.to_string()))?;
     let mut script = Vec::with_capacity(size + 1);
     template.render_captured_to(context, &mut script).map_err(|error| EmitError(format!("{error:#}")))?;
     // minijinja drops the template's final newline, the script keeps it.
     script.push(b'\n');
-    String::from_utf8(script).map_err(|error| EmitError(error.to_string()))
+    let script = String::from_utf8(script).map_err(|error| EmitError(error.to_string()))?;
+    Ok((script, size + 1))
 }
 
-/// About how many bytes of script a unit of [`render_cost`] becomes (a line).
-const BYTES_PER_COST: usize = 48;
+/// Script text a template has rendered (a part's steps, or their preflight checks),
+/// in the strings the batches were rendered into. The template that joins the parts
+/// prints it as it is (see [`print`]): a large script's text is copied once, into
+/// the script, and never into a template value.
+#[derive(Debug, Default)]
+struct Rendered(Vec<String>);
+
+impl Rendered {
+    /// Render `name` at the end of this text. `buffer` is scratch space the caller
+    /// keeps from one batch to the next.
+    fn render(
+        &mut self,
+        environment: &Environment<'_>,
+        name: &str,
+        context: Value,
+        buffer: &mut Vec<u8>,
+    ) -> Result<(), EmitError> {
+        let template = environment.get_template(name).map_err(|error| EmitError(error.to_string()))?;
+        buffer.clear();
+        template.render_captured_to(context, &mut *buffer).map_err(|error| EmitError(format!("{error:#}")))?;
+        let text = std::str::from_utf8(buffer).map_err(|error| EmitError(error.to_string()))?;
+        self.0.push(text.to_owned());
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.0.iter().map(String::len).sum()
+    }
+}
+
+impl Object for Rendered {}
 
 /// destroy.sh: removes what the plan creates, in reverse dependency order (instances,
 /// volumes, profiles, projects, bridges), keeping protected instances unless FORCE=1.
@@ -335,7 +381,7 @@ pub fn destroy_script(plan: &Plan) -> Result<String, EmitError> {
     for (_, step) in removals {
         steps.extend(step_view(step, &mut quoter)?);
     }
-    script(&environment()?, "destroy.sh.j2", context! { header => header(plan)?, steps => steps })
+    script(&environment()?, "destroy.sh.j2", context! { header => header(plan)?.0, steps => steps })
 }
 
 /// The templates, ready to render: undefined values are errors, nothing is escaped
@@ -366,6 +412,10 @@ fn print(
 ) -> Result<(), minijinja::Error> {
     if let Some(text) = value.as_str() {
         out.write_str(text)?;
+    } else if let Some(rendered) = value.downcast_object_ref::<Rendered>() {
+        for text in &rendered.0 {
+            out.write_str(text)?;
+        }
     } else if value.is_number() {
         write!(out, "{value}")?;
     } else {
@@ -392,15 +442,28 @@ fn script(environment: &Environment<'_>, name: &str, context: Value) -> Result<S
 /// The comment block at the top of a script, and the script-wide words: the source
 /// path (deploy.sh names it in the provisioning commands it prints last) and the incus
 /// remote the plan is for, if any.
-fn header(plan: &Plan) -> Result<Value, EmitError> {
-    Ok(context! {
-        generator => Note::new(&plan.generator).0,
-        source => Note::new(&plan.source.path).0,
-        sha256 => Note::new(&plan.source.sha256).0,
-        project => Note::new(&plan.project_name).0,
-        source_word => shell_quote(&plan.source.path)?,
-        remote => plan.incus_remote.as_deref().map(shell_quote).transpose()?,
-    })
+/// The header's values, and how many bytes they take in the script (the source's
+/// path is written twice, in comments, and once more as a word).
+fn header(plan: &Plan) -> Result<(Value, usize), EmitError> {
+    let [generator, source, sha256, project] =
+        [&plan.generator, &plan.source.path, &plan.source.sha256, &plan.project_name].map(|text| escape_controls(text));
+    let source_word = shell_quote(&plan.source.path)?;
+    let remote = plan.incus_remote.as_deref().map(shell_quote).transpose()?;
+    let bytes = generator.len()
+        + 2 * source.len()
+        + sha256.len()
+        + project.len()
+        + source_word.len()
+        + remote.as_ref().map_or(0, String::len);
+    let header = context! {
+        generator => &*generator,
+        source => &*source,
+        sha256 => &*sha256,
+        project => &*project,
+        source_word,
+        remote,
+    };
+    Ok((header, bytes))
 }
 
 /// `work` over `parts` consecutive runs of `steps` of about equal rendering cost, the
@@ -662,12 +725,12 @@ mod tests {
         for (path, text) in crate::test_fixtures::texts_in(&crate::test_fixtures::group("ok")) {
             let compilation = crate::compile::compile_source("infra.yml", &text, Default::default());
             let Some(plan) = compilation.plan else { continue };
-            let whole = deploy_script_in_parts(&plan, 1, usize::MAX).ok();
+            let whole = deploy_script_in_parts(&plan, 1, usize::MAX).ok().map(|(script, _)| script);
             assert!(whole.is_some(), "{}", path.display());
             for parts in [1, 2, 3, 7, plan.steps.len(), plan.steps.len() + 5] {
                 for batch in [1, 2, 5, STEPS_PER_BATCH] {
                     assert_eq!(
-                        deploy_script_in_parts(&plan, parts, batch).ok(),
+                        deploy_script_in_parts(&plan, parts, batch).ok().map(|(script, _)| script),
                         whole,
                         "{} in {parts} parts, batches of {batch}",
                         path.display()
@@ -679,6 +742,43 @@ mod tests {
         assert!(checked > 10, "only {checked} fixtures compiled");
     }
 
+    /// The buffer a script is rendered into holds it: the script never grows it (a
+    /// large script that did would need three times its size for a moment). Every
+    /// fixture, and files whose projects, images, remote and path (control characters
+    /// in it are escaped in the header, longer than they are) are most of the script.
+    #[test]
+    fn the_script_fits_the_buffer_reserved_for_it() {
+        let mut inputs: Vec<(String, String)> = crate::test_fixtures::texts_in(&crate::test_fixtures::group("ok"))
+            .into_iter()
+            .map(|(path, text)| (path.display().to_string(), text))
+            .collect();
+        let path = format!("{}/infra.yml", "dir\u{1}with\tcontrols ".repeat(40));
+        for domains in [1, 10, 150] {
+            let mut text = String::from("project_name: p\nglobal:\n  addressing: {base_octet: 10, zone_base: 0}\n");
+            text.push_str("  default_os_image: tiny\n  incus_remote: far-away-remote\ndomains:\n");
+            for domain in 0..domains {
+                text.push_str(&format!("  d{domain}-proj:\n    trust_level: trusted\n    machines:\n"));
+                text.push_str(&format!("      m{domain}: {{os_image: 'images:a-long-image-name/{domain}'}}\n"));
+            }
+            let compilation = crate::compile::compile_source(&path, text.as_str(), Default::default());
+            assert!(!compilation.has_errors(), "{domains} domains: {:#?}", compilation.diagnostics);
+            inputs.push((path.clone(), text));
+        }
+        let mut checked = 0;
+        for (path, text) in &inputs {
+            let compilation = crate::compile::compile_source(path, text.as_str(), Default::default());
+            let Some(plan) = compilation.plan else { continue };
+            for parts in [1, 3] {
+                let script = deploy_script_in_parts(&plan, parts, STEPS_PER_BATCH);
+                let Ok((script, reserved)) = script else { panic!("{path}: {script:?}") };
+                assert!(script.len() <= reserved, "{path}: {} > {reserved}", script.len());
+                assert_eq!(script.capacity(), reserved, "{path}: the script outgrew its buffer");
+            }
+            checked += 1;
+        }
+        assert!(checked > 13, "only {checked} inputs compiled");
+    }
+
     /// The runs cover the steps in order, one after the other, and share the cost
     /// evenly: the start and wait steps at a plan's end do not make a part of their own.
     #[test]
@@ -687,7 +787,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/ok/anklume__infra.yml.example.yml"
         ));
-        let plan = crate::compile::compile_source("infra.yml", &text.unwrap_or_default(), Default::default()).plan;
+        let plan = crate::compile::compile_source("infra.yml", text.unwrap_or_default(), Default::default()).plan;
         let Some(plan) = plan else { panic!("the example compiles") };
         let total: usize = plan.steps.iter().map(render_cost).sum();
         for parts in 1..=plan.steps.len() + 2 {
