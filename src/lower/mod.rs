@@ -147,11 +147,30 @@ impl Lowered {
     }
 }
 
+/// The names of a domain's project and bridge, and the ids of their steps.
+struct DomainNames {
+    project: String,
+    bridge: String,
+    project_id: String,
+    network_id: String,
+}
+
+impl DomainNames {
+    fn of(domain: &ast::Domain) -> DomainNames {
+        let project = project_name(&domain.name.value);
+        let bridge = bridge_name(&domain.name.value);
+        let project_id = concat(&["project:", &project]);
+        let network_id = concat(&["network:", &bridge]);
+        DomainNames { project, bridge, project_id, network_id }
+    }
+}
+
 impl Context<'_> {
     fn lower_domains(&self, domains: &[DomainRef]) -> Lowered {
-        let waits = self.waits;
         let machines: usize = domains.iter().map(|(domain, _)| domain.machines.len()).sum();
         let mut out = Lowered {
+            // A project, a bridge and a profile a domain, at least.
+            domain_steps: Vec::with_capacity(domains.len() * 3),
             instances: Vec::with_capacity(machines),
             starts: Vec::with_capacity(machines),
             boot_waits: Vec::with_capacity(machines),
@@ -159,228 +178,234 @@ impl Context<'_> {
             provisioning: Vec::with_capacity(domains.len()),
             ..Lowered::default()
         };
-        // A project, a bridge and a profile a domain, at least.
-        let mut steps = Builder { sources: self.sources, steps: Vec::with_capacity(domains.len() * 3) };
         let mut creates = Vec::with_capacity(machines);
         for &(domain, addressing) in domains {
-            let project = project_name(&domain.name.value);
-            let bridge = bridge_name(&domain.name.value);
-            let description = domain.description.as_ref().map_or_else(String::new, |d| d.value.clone());
-            let project_id = concat(&["project:", &project]);
-            steps.push(
-                project_id.clone(),
-                vec![],
-                domain.name.span,
-                Action::EnsureProject(ProjectSpec {
-                    name: project.clone(),
-                    description: description.clone(),
-                    config: PROJECT_FEATURES.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-                }),
-            );
-
-            out.provisioning.push(DomainInfo {
-                name: domain.name.value.clone(),
-                description: description.clone(),
-                trust_level: domain.trust(),
-                ephemeral: domain.ephemeral.as_ref().is_some_and(|e| e.value),
-                project: project.clone(),
-                network: bridge.clone(),
-                subnet: addressing.subnet.map(|s| s.cidr()),
-                gateway: addressing.subnet.map(|s| s.gateway()),
-                subnet_id: addressing.subnet.map(|s| s.octets[2]),
-                instances: domain.machines.iter().map(|m| m.name.value.clone()).collect(),
-            });
-
+            let names = DomainNames::of(domain);
+            out.provisioning.push(domain_info(domain, addressing, &names));
+            out.domain_steps.push(self.project_step(domain, &names));
             let Some(subnet) = addressing.subnet else { continue };
-            let nat = domain.nat.as_ref().map_or(self.global_nat, |n| n.value);
-            let network_id = concat(&["network:", &bridge]);
-            steps.push(
-                network_id.clone(),
-                vec![],
-                domain.name.span,
-                Action::EnsureNetwork(NetworkSpec {
-                    name: bridge.clone(),
-                    description: format!("anklume domain {}", domain.name.value),
-                    config: config([
-                        ("ipv4.address", subnet.gateway_cidr()),
-                        ("ipv4.dhcp.ranges", subnet.dhcp_range()),
-                        ("ipv4.nat", bool_text(nat).to_string()),
-                        ("ipv6.address", "none".to_string()),
-                    ]),
-                }),
-            );
-
-            // The project's own `default` profile starts empty: give it a root disk and the
-            // domain's NIC, then whatever the domain declares under `profiles: default`.
-            let mut default_devices = Devices::new();
-            default_devices.insert("root".into(), device("disk", [("path", "/"), ("pool", self.pool)]));
-            default_devices.insert("eth0".into(), device("nic", [("name", "eth0"), ("network", bridge.as_str())]));
-            let declared_default = domain.profile("default");
-            let mut profiles: Vec<(String, Span, String, Config, Devices)> = vec![(
-                "default".into(),
-                declared_default.map_or(domain.name.span, |p| p.name.span),
-                declared_default
-                    .and_then(|p| p.description.as_ref())
-                    .map_or_else(|| format!("anklume domain {} defaults", domain.name.value), |d| d.value.clone()),
-                declared_default.map(|p| entries(&p.config)).unwrap_or_default(),
-                merge_devices(default_devices, declared_default.map(|p| p.devices.as_slice()).unwrap_or_default()),
-            )];
-            for profile in domain.profiles.iter().filter(|p| p.name.value != "default") {
-                profiles.push((
-                    profile.name.value.clone(),
-                    profile.name.span,
-                    profile.description.as_ref().map_or_else(String::new, |d| d.value.clone()),
-                    entries(&profile.config),
-                    merge_devices(Devices::new(), &profile.devices),
-                ));
-            }
-            for (name, span, description, config, devices) in profiles {
-                steps.push(
-                    concat(&["profile:", &project, "/", &name]),
-                    vec![project_id.clone(), network_id.clone()],
-                    span,
-                    Action::EnsureProfile(ProfileSpec { project: project.clone(), name, description, config, devices }),
-                );
-            }
-
+            out.domain_steps.push(self.network_step(domain, subnet, &names));
+            self.profile_steps(domain, &names, &mut out.domain_steps);
             for (machine, address) in domain.machines.iter().zip(&addressing.machines) {
                 let address = address.and_then(MachineAddress::address);
-                let profile_names: Vec<String> = match &machine.profiles {
-                    Some(list) => list.value.iter().map(|p| p.value.clone()).collect(),
-                    None => vec!["default".into()],
-                };
-                let mut depends_on = Vec::with_capacity(profile_names.len() + 2 + machine.storage_volumes.len());
-                depends_on.extend([project_id.clone(), network_id.clone()]);
-                depends_on.extend(profile_names.iter().map(|p| concat(&["profile:", &project, "/", p])));
-
-                let mut devices = Devices::new();
-                if let Some(address) = address {
-                    devices.insert(
-                        "eth0".into(),
-                        device(
-                            "nic",
-                            [
-                                ("ipv4.address", dotted(address).as_str()),
-                                ("name", "eth0"),
-                                ("network", bridge.as_str()),
-                            ],
-                        ),
-                    );
-                }
-                for volume in &machine.storage_volumes {
-                    let volume_pool = volume.pool.as_ref().map_or(self.pool, |p| p.value.as_str());
-                    let volume_id = concat(&["volume:", &project, "/", volume_pool, "/", &volume.name.value]);
-                    steps.push(
-                        volume_id.clone(),
-                        vec![project_id.clone()],
-                        volume.name.span,
-                        Action::EnsureVolume(VolumeSpec {
-                            project: project.clone(),
-                            pool: volume_pool.to_string(),
-                            name: volume.name.value.clone(),
-                            config: volume.size.iter().map(|size| ("size".to_string(), size.value.clone())).collect(),
-                        }),
-                    );
-                    depends_on.push(volume_id);
-                    if let Some(path) = &volume.path {
-                        devices.insert(
-                            volume.name.value.clone(),
-                            device(
-                                "disk",
-                                [
-                                    ("path", path.value.as_str()),
-                                    ("pool", volume_pool),
-                                    ("source", volume.name.value.as_str()),
-                                ],
-                            ),
-                        );
-                    }
-                }
-                let devices = merge_devices(devices, &machine.devices);
-
-                let image = machine
-                    .os_image
-                    .as_ref()
-                    .or(self.infra.global.default_os_image.as_ref())
-                    .map_or_else(String::new, |i| i.value.clone());
-                let instance_type = machine.kind();
-                let spec = InstanceSpec {
-                    project: project.clone(),
-                    name: machine.name.value.clone(),
-                    instance_type,
-                    image: image.clone(),
-                    description: machine.description.as_ref().map_or_else(String::new, |d| d.value.clone()),
-                    profiles: profile_names,
-                    config: instance_config(machine, domain),
-                    devices,
-                    address,
-                    roles: machine.roles.iter().map(|r| r.value.clone()).collect(),
-                    gpu: machine.gpu.as_ref().is_some_and(|g| g.value),
-                };
-                out.images.push((image, concat(&[&project, "/", &machine.name.value])));
+                let (spec, depends_on) = self.instance_spec(domain, machine, address, &names, &mut out.domain_steps);
+                out.images.push((spec.image.clone(), concat(&[&names.project, "/", &machine.name.value])));
                 creates.push((spec, depends_on, machine.name.span));
             }
         }
-        out.domain_steps = steps.steps;
-        let step = |id, depends_on, span, action| make_step(self.sources, id, depends_on, span, action);
         // All instances are created and started before any wait, so VMs boot in parallel.
         for (spec, depends_on, span) in creates {
-            let key = concat(&[&spec.project, "/", &spec.name]);
-            let target = InstanceTarget {
-                project: spec.project.clone(),
-                name: spec.name.clone(),
-                instance_type: spec.instance_type,
-            };
-            let wait_spec = |wait: Wait| WaitSpec {
-                project: spec.project.clone(),
-                name: spec.name.clone(),
-                instance_type: spec.instance_type,
-                wait,
-            };
-            out.starts.push(step(
-                concat(&["start:", &key]),
-                vec![concat(&["instance:", &key])],
-                span,
-                Action::StartInstance(target),
-            ));
-            out.boot_waits.push(step(
-                concat(&["wait:", &key]),
-                vec![concat(&["start:", &key])],
-                span,
-                Action::WaitRunning(wait_spec(waits.boot(spec.instance_type))),
-            ));
-            if spec.instance_type == InstanceType::VirtualMachine {
-                out.agent_waits.push(step(
-                    concat(&["agent:", &key]),
-                    vec![concat(&["wait:", &key])],
-                    span,
-                    Action::WaitAgent(wait_spec(waits.vm_agent)),
-                ));
-            }
-            out.instances.push(step(
-                concat(&["instance:", &key]),
-                depends_on,
-                span,
-                Action::EnsureInstance(Box::new(spec)),
-            ));
+            self.instance_steps(spec, depends_on, span, &mut out);
         }
         out
     }
-}
 
-struct Builder<'a> {
-    sources: &'a SourceMap,
-    steps: Vec<Step>,
-}
+    fn step(&self, id: String, depends_on: Vec<String>, span: Span, action: Action) -> Step {
+        Step { id, depends_on, origin: self.sources.location(span), action }
+    }
 
-impl Builder<'_> {
-    fn push(&mut self, id: String, depends_on: Vec<String>, span: Span, action: Action) {
-        self.steps.push(make_step(self.sources, id, depends_on, span, action));
+    fn project_step(&self, domain: &ast::Domain, names: &DomainNames) -> Step {
+        self.step(
+            names.project_id.clone(),
+            vec![],
+            domain.name.span,
+            Action::EnsureProject(ProjectSpec {
+                name: names.project.clone(),
+                description: domain.description.as_ref().map_or_else(String::new, |d| d.value.clone()),
+                config: PROJECT_FEATURES.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            }),
+        )
+    }
+
+    fn network_step(&self, domain: &ast::Domain, subnet: addressing::Subnet, names: &DomainNames) -> Step {
+        let nat = domain.nat.as_ref().map_or(self.global_nat, |n| n.value);
+        self.step(
+            names.network_id.clone(),
+            vec![],
+            domain.name.span,
+            Action::EnsureNetwork(NetworkSpec {
+                name: names.bridge.clone(),
+                description: format!("anklume domain {}", domain.name.value),
+                config: config([
+                    ("ipv4.address", subnet.gateway_cidr()),
+                    ("ipv4.dhcp.ranges", subnet.dhcp_range()),
+                    ("ipv4.nat", bool_text(nat).to_string()),
+                    ("ipv6.address", "none".to_string()),
+                ]),
+            }),
+        )
+    }
+
+    /// The domain's `default` profile, then the others it declares.
+    fn profile_steps(&self, domain: &ast::Domain, names: &DomainNames, steps: &mut Vec<Step>) {
+        // The project's own `default` profile starts empty: give it a root disk and the
+        // domain's NIC, then whatever the domain declares under `profiles: default`.
+        let mut default_devices = Devices::new();
+        default_devices.insert("root".into(), device("disk", [("path", "/"), ("pool", self.pool)]));
+        default_devices.insert("eth0".into(), device("nic", [("name", "eth0"), ("network", names.bridge.as_str())]));
+        let declared_default = domain.profile("default");
+        let default = ProfileSpec {
+            project: names.project.clone(),
+            name: "default".into(),
+            description: declared_default
+                .and_then(|p| p.description.as_ref())
+                .map_or_else(|| format!("anklume domain {} defaults", domain.name.value), |d| d.value.clone()),
+            config: declared_default.map(|p| entries(&p.config)).unwrap_or_default(),
+            devices: merge_devices(default_devices, declared_default.map(|p| p.devices.as_slice()).unwrap_or_default()),
+        };
+        let default_span = declared_default.map_or(domain.name.span, |p| p.name.span);
+        let others = domain.profiles.iter().filter(|p| p.name.value != "default").map(|profile| {
+            let spec = ProfileSpec {
+                project: names.project.clone(),
+                name: profile.name.value.clone(),
+                description: profile.description.as_ref().map_or_else(String::new, |d| d.value.clone()),
+                config: entries(&profile.config),
+                devices: merge_devices(Devices::new(), &profile.devices),
+            };
+            (spec, profile.name.span)
+        });
+        for (spec, span) in std::iter::once((default, default_span)).chain(others) {
+            steps.push(self.step(
+                concat(&["profile:", &names.project, "/", &spec.name]),
+                vec![names.project_id.clone(), names.network_id.clone()],
+                span,
+                Action::EnsureProfile(spec),
+            ));
+        }
+    }
+
+    /// A machine's instance, and the ids of the steps it depends on. The steps of its
+    /// storage volumes go to `steps`.
+    fn instance_spec(
+        &self,
+        domain: &ast::Domain,
+        machine: &ast::Machine,
+        address: Option<std::net::Ipv4Addr>,
+        names: &DomainNames,
+        steps: &mut Vec<Step>,
+    ) -> (InstanceSpec, Vec<String>) {
+        let project = &names.project;
+        let profile_names: Vec<String> = match &machine.profiles {
+            Some(list) => list.value.iter().map(|p| p.value.clone()).collect(),
+            None => vec!["default".into()],
+        };
+        let mut depends_on = Vec::with_capacity(profile_names.len() + 2 + machine.storage_volumes.len());
+        depends_on.extend([names.project_id.clone(), names.network_id.clone()]);
+        depends_on.extend(profile_names.iter().map(|p| concat(&["profile:", project, "/", p])));
+
+        let mut devices = Devices::new();
+        if let Some(address) = address {
+            devices.insert(
+                "eth0".into(),
+                device(
+                    "nic",
+                    [("ipv4.address", dotted(address).as_str()), ("name", "eth0"), ("network", names.bridge.as_str())],
+                ),
+            );
+        }
+        for volume in &machine.storage_volumes {
+            let volume_pool = volume.pool.as_ref().map_or(self.pool, |p| p.value.as_str());
+            let volume_id = concat(&["volume:", project, "/", volume_pool, "/", &volume.name.value]);
+            steps.push(self.step(
+                volume_id.clone(),
+                vec![names.project_id.clone()],
+                volume.name.span,
+                Action::EnsureVolume(VolumeSpec {
+                    project: project.clone(),
+                    pool: volume_pool.to_string(),
+                    name: volume.name.value.clone(),
+                    config: volume.size.iter().map(|size| ("size".to_string(), size.value.clone())).collect(),
+                }),
+            ));
+            depends_on.push(volume_id);
+            if let Some(path) = &volume.path {
+                devices.insert(
+                    volume.name.value.clone(),
+                    device(
+                        "disk",
+                        [("path", path.value.as_str()), ("pool", volume_pool), ("source", volume.name.value.as_str())],
+                    ),
+                );
+            }
+        }
+        let image = machine
+            .os_image
+            .as_ref()
+            .or(self.infra.global.default_os_image.as_ref())
+            .map_or_else(String::new, |i| i.value.clone());
+        let spec = InstanceSpec {
+            project: project.clone(),
+            name: machine.name.value.clone(),
+            instance_type: machine.kind(),
+            image,
+            description: machine.description.as_ref().map_or_else(String::new, |d| d.value.clone()),
+            profiles: profile_names,
+            config: instance_config(machine, domain),
+            devices: merge_devices(devices, &machine.devices),
+            address,
+            roles: machine.roles.iter().map(|r| r.value.clone()).collect(),
+            gpu: machine.gpu.as_ref().is_some_and(|g| g.value),
+        };
+        (spec, depends_on)
+    }
+
+    /// An instance's steps: create, start, wait for it to run and, for a VM, for its agent.
+    fn instance_steps(&self, spec: InstanceSpec, depends_on: Vec<String>, span: Span, out: &mut Lowered) {
+        let key = concat(&[&spec.project, "/", &spec.name]);
+        let target = InstanceTarget {
+            project: spec.project.clone(),
+            name: spec.name.clone(),
+            instance_type: spec.instance_type,
+        };
+        let wait_spec = |wait: Wait| WaitSpec {
+            project: spec.project.clone(),
+            name: spec.name.clone(),
+            instance_type: spec.instance_type,
+            wait,
+        };
+        out.starts.push(self.step(
+            concat(&["start:", &key]),
+            vec![concat(&["instance:", &key])],
+            span,
+            Action::StartInstance(target),
+        ));
+        out.boot_waits.push(self.step(
+            concat(&["wait:", &key]),
+            vec![concat(&["start:", &key])],
+            span,
+            Action::WaitRunning(wait_spec(self.waits.boot(spec.instance_type))),
+        ));
+        if spec.instance_type == InstanceType::VirtualMachine {
+            out.agent_waits.push(self.step(
+                concat(&["agent:", &key]),
+                vec![concat(&["wait:", &key])],
+                span,
+                Action::WaitAgent(wait_spec(self.waits.vm_agent)),
+            ));
+        }
+        out.instances.push(self.step(
+            concat(&["instance:", &key]),
+            depends_on,
+            span,
+            Action::EnsureInstance(Box::new(spec)),
+        ));
     }
 }
 
-fn make_step(sources: &SourceMap, id: String, depends_on: Vec<String>, span: Span, action: Action) -> Step {
-    Step { id, depends_on, origin: sources.location(span), action }
+/// What the provisioning handoff (inventory, site.yml) says of a domain.
+fn domain_info(domain: &ast::Domain, addressing: &DomainAddressing, names: &DomainNames) -> DomainInfo {
+    DomainInfo {
+        name: domain.name.value.clone(),
+        description: domain.description.as_ref().map_or_else(String::new, |d| d.value.clone()),
+        trust_level: domain.trust(),
+        ephemeral: domain.ephemeral.as_ref().is_some_and(|e| e.value),
+        project: names.project.clone(),
+        network: names.bridge.clone(),
+        subnet: addressing.subnet.map(|s| s.cidr()),
+        gateway: addressing.subnet.map(|s| s.gateway()),
+        subnet_id: addressing.subnet.map(|s| s.octets[2]),
+        instances: domain.machines.iter().map(|m| m.name.value.clone()).collect(),
+    }
 }
 
 fn waits(settings: &ast::WaitSettings) -> Waits {
