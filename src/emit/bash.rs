@@ -341,7 +341,7 @@ fn deploy_script_in_parts(plan: &Plan, parts: usize, batch: usize) -> Result<(St
 
 /// Script text a template has rendered (a part's steps, or their preflight checks),
 /// in the strings the batches were rendered into. The template that joins the parts
-/// prints it as it is (see [`print`]): a large script's text is copied once, into
+/// prints it as it is (see [`print`](fn@print)): a large script's text is copied once, into
 /// the script, and never into a template value.
 #[derive(Debug, Default)]
 struct Rendered(Vec<String>);

@@ -169,8 +169,7 @@ impl Declared<'_> {
     /// The config of a new resource: the declared keys and the two markers. Incus
     /// drops empty values (`incus ... set key=` unsets), so they are left out.
     pub fn fresh_config(&self) -> LiveConfig {
-        let mut config: LiveConfig =
-            self.config.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut config = live_config(self.config);
         set_or_unset(&mut config, self.stamp_key(), self.stamp.clone());
         set_or_unset(&mut config, self.managed_key(), self.managed_list());
         config
@@ -245,6 +244,12 @@ impl Declared<'_> {
         set_or_unset(&mut new_config, self.managed_key(), self.managed_list());
         (new_config, new_devices, what)
     }
+}
+
+/// The config a new resource is created with: the declared keys, but for those
+/// declared empty (an empty value means "unset", as `incus config set k=""` does).
+fn live_config(declared: &Config) -> LiveConfig {
+    declared.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 fn set_or_unset(map: &mut LiveConfig, key: String, value: String) {
@@ -350,10 +355,8 @@ struct ConfigResource<'a> {
 impl ConfigResource<'_> {
     fn ensure(self, ctx: &Ctx, existing: Option<(&LiveConfig, &str)>, declared: &Config) -> Result<Outcome, StepError> {
         let Some((config, current)) = existing else {
-            let config: LiveConfig =
-                declared.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
             let mut body = self.identity;
-            body["config"] = config_json(&config);
+            body["config"] = config_json(&live_config(declared));
             if let Some(description) = self.description {
                 body["description"] = description.into();
             }
