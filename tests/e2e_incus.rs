@@ -1233,6 +1233,74 @@ fn sim_6_vm_that_never_runs_is_not_waited_for_twice() {
     assert!(stderr.contains("1 instance(s) did not become ready"), "one VM failed, one is counted:\n{stderr}");
 }
 
+/// The stamp of the fixture's VM: with it, the simulated server holds the VM converged.
+fn sim_vm_stamp() -> String {
+    let text = fs::read_to_string(Path::new(E2E_DIR).join("fixtures/vm-wait.yml")).expect("fixture");
+    let plan = compile_source("infra.yml", text, Options::default()).plan.expect("compiles");
+    plan.steps
+        .iter()
+        .find_map(|step| match &step.action {
+            anklumec::plan::Action::EnsureInstance(spec) => Some(spec.stamp()),
+            _ => None,
+        })
+        .expect("an instance")
+}
+
+/// A rerun that finds the VM running checks its agent too, as the seed's role does on
+/// every run: an agent that timed out on the last run (or died since) fails this one,
+/// with the hints, instead of passing the VM on to provisioning.
+#[test]
+fn sim_6_a_rerun_checks_the_agent_of_a_running_vm() {
+    let stamp = sim_vm_stamp();
+    let sim = simulate(
+        0,
+        "never",
+        &[
+            ("AK_SIM_RUNNING_STAMP", &stamp),
+            ("INCUS_INSTANCES_VM_AGENT_RETRIES", "2"),
+            ("INCUS_INSTANCES_VM_AGENT_DELAY", "0"),
+        ],
+    );
+    assert!(!sim.run.ok(), "a rerun passed a VM whose agent does not answer\n{}", sim.run.describe());
+    assert!(sim.run.stdout.contains("unchanged instance simvm/sim-vm"), "{}", sim.run.stdout);
+    assert!(!sim.calls.lines().any(|l| l.starts_with("start ")), "the running VM is not started:\n{}", sim.calls);
+    assert_eq!(sim.polls, 0, "no boot wait for a VM that was running");
+    assert_eq!(sim.execs, 3, "agent probes: retries + 1");
+    let stderr = &sim.run.stderr;
+    assert!(stderr.contains("the incus-agent of simvm/sim-vm did not answer after 2 x 0 s"), "{stderr}");
+    assert!(stderr.contains(VM_TROUBLESHOOT_EXEC), "{stderr}");
+    assert!(stderr.contains("incus config set sim-vm limits.memory=2GiB --project simvm"), "{stderr}");
+    assert!(stderr.contains("incus restart sim-vm --project simvm"), "{stderr}");
+    assert!(stderr.contains("1 instance(s) did not become ready"), "{stderr}");
+}
+
+/// A running VM whose state shows a process count has an agent: one `incus list` of
+/// its project says so, and no probe is needed (a converged rerun stays at a number of
+/// calls a project). Without a count (metrics off, or no agent yet) it is probed.
+#[test]
+fn sim_6_a_rerun_reads_the_agents_of_running_vms_in_one_list() {
+    let stamp = sim_vm_stamp();
+    let sim = simulate(0, "never", &[("AK_SIM_RUNNING_STAMP", &stamp), ("AK_SIM_PROCESSES", "12")]);
+    assert!(sim.run.ok(), "{}", sim.run.describe());
+    assert_eq!(sim.execs, 0, "no probe for an agent that reports");
+    let lists: Vec<&str> = sim.calls.lines().filter(|l| l.starts_with("list type=virtual-machine")).collect();
+    assert_eq!(lists, ["list type=virtual-machine --project simvm --format csv --columns n,N"]);
+    assert!(sim.run.stdout.contains("agent     simvm/sim-vm answers\n"), "{}", sim.run.stdout);
+
+    let sim = simulate(
+        0,
+        "1",
+        &[
+            ("AK_SIM_RUNNING_STAMP", &stamp),
+            ("INCUS_INSTANCES_VM_AGENT_RETRIES", "3"),
+            ("INCUS_INSTANCES_VM_AGENT_DELAY", "0"),
+        ],
+    );
+    assert!(sim.run.ok(), "{}", sim.run.describe());
+    assert_eq!(sim.execs, 2, "probed: one failure, then an answer");
+    assert!(sim.run.stdout.contains("agent     simvm/sim-vm answers (after 0 s)"), "{}", sim.run.stdout);
+}
+
 // =====================================================================================
 // The wrapper's classification (no server needed)
 // =====================================================================================

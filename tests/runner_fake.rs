@@ -287,6 +287,8 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
     let Ok(mut world) = shared.0.lock() else { return };
     world.requests.push(Request { method: method.clone(), path: target.clone(), at: Instant::now() });
     let recursion = params.get("recursion") == Some(&"1");
+    // `recursion=2` adds each instance's state (the runner asks it for the agents).
+    let with_state = params.get("recursion") == Some(&"2");
     let (status, envelope) = match (method.as_str(), segments.as_slice()) {
         ("GET", ["1.0"]) => sync(json!({"api_extensions": [], "environment": {"server_version": "6.0.4"}})),
         ("GET", ["1.0", "projects"]) if recursion => sync(Value::Array(world.projects.values().cloned().collect())),
@@ -379,15 +381,18 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
             world.images.push(image);
             operation(&mut world, Duration::from_millis(300), Ok(json!({})))
         }
-        ("GET", ["1.0", "instances"]) if recursion => {
+        ("GET", ["1.0", "instances"]) if recursion || with_state => {
             let now = Instant::now();
             let list: Vec<Value> = world
                 .instances
                 .iter()
                 .filter(|((p, _), _)| *p == project)
-                .map(|(_, i)| {
+                .map(|((_, name), i)| {
                     let mut body = i.body.clone();
                     body["status"] = json!(status_of(i, behaviour, now));
+                    if with_state {
+                        body["state"] = state_of(i, name, behaviour, now);
+                    }
                     body
                 })
                 .collect();
@@ -450,15 +455,10 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
             let now = Instant::now();
             match world.instances.get_mut(&(project.clone(), name.to_string())) {
                 Some(instance) => {
-                    let status = status_of(instance, behaviour, now);
-                    if status == "Running" && instance.seen_running.is_none() {
+                    if status_of(instance, behaviour, now) == "Running" && instance.seen_running.is_none() {
                         instance.seen_running = Some(now);
                     }
-                    let metrics = instance.body["config"]["security.agent.metrics"] != "false";
-                    let processes = if metrics && agent_up(instance, name, behaviour, now) { 7 } else { -1 };
-                    sync(
-                        json!({"status": status, "status_code": if status == "Running" { 103 } else { 102 }, "processes": processes}),
-                    )
+                    sync(state_of(instance, name, behaviour, now))
                 }
                 None => error(404, "Instance not found"),
             }
@@ -609,6 +609,15 @@ fn status_of(instance: &Instance, behaviour: &Behaviour, now: Instant) -> &'stat
         Some(at) if now >= at + behaviour.boot => "Running",
         _ => "Stopped",
     }
+}
+
+/// `GET .../state`: the process count is the agent's (-1 without it, or with
+/// `security.agent.metrics=false`).
+fn state_of(instance: &Instance, name: &str, behaviour: &Behaviour, now: Instant) -> Value {
+    let status = status_of(instance, behaviour, now);
+    let metrics = instance.body["config"]["security.agent.metrics"] != "false";
+    let processes = if metrics && agent_up(instance, name, behaviour, now) { 7 } else { -1 };
+    json!({"status": status, "status_code": if status == "Running" { 103 } else { 102 }, "processes": processes})
 }
 
 fn agent_up(instance: &Instance, name: &str, behaviour: &Behaviour, now: Instant) -> bool {
@@ -772,6 +781,31 @@ fn waits_that_time_out_fail_with_step_origin_and_hints_and_spare_the_others() {
         assert!(matches!(report.status(&format!("agent:vmlab/{vm}")), Some(Status::Done(_))));
     }
     assert!(lines.iter().any(|l| l.contains("0 unchanged, 1 failed, wall time")), "{}", lines.join("\n"));
+
+    // A rerun finds the VMs running and checks their agents again: vm01's still does
+    // not answer, and the run fails as the first did, with the memory hints too. The
+    // others' agents report in one read of the project's state, with no probe.
+    let before = fake.requests().len();
+    let (report, lines) = apply(&fake, &plan, 2);
+    assert!(!report.ok(), "a rerun passed a VM whose agent does not answer:\n{}", lines.join("\n"));
+    let failed: Vec<&str> = report.failures.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(failed, ["agent:vmlab/vm01"], "{}", lines.join("\n"));
+    assert!(report.failures[0].hints.iter().any(|h| h == "incus restart vm01 --project vmlab"));
+    for vm in ["vm00", "vm02"] {
+        assert!(matches!(
+            report.status(&format!("agent:vmlab/{vm}")),
+            Some(Status::Done(run::apply::Outcome::AgentReady(0)))
+        ));
+    }
+    let rerun = fake.requests().split_off(before);
+    let states: Vec<&str> = rerun.iter().filter(|r| r.path.contains("recursion=2")).map(|r| r.path.as_str()).collect();
+    assert_eq!(states, ["/1.0/instances?recursion=2&project=vmlab"], "one state read for the project");
+    assert!(
+        rerun.iter().all(|r| !r.path.contains("vm00") && !r.path.contains("vm02")),
+        "no probe of a reporting agent"
+    );
+    assert!(rerun.iter().any(|r| r.path.starts_with("/1.0/instances/vm01/exec")), "vm01 is probed");
+    assert_eq!(mutating(&rerun), Vec::<String>::new(), "the rerun changes nothing");
 }
 
 #[test]
@@ -855,8 +889,10 @@ fn converged_fake_gets_zero_mutating_requests_and_dry_run_sends_none() {
     assert_eq!((report.created, report.changed), (0, 0));
     assert!(report.unchanged >= 8, "{}", lines.join("\n"));
     // One read per global list, three per project (profiles, instances, no volumes
-    // pools: two), and nothing per instance.
-    assert!(second.len() <= 8, "a converged rerun reads each project once: {:#?}", second);
+    // pools: two), one of the VM project's state for its agents, and nothing per
+    // instance.
+    assert!(second.len() <= 9, "a converged rerun reads each project once: {:#?}", second);
+    assert_eq!(second.iter().filter(|r| r.path.contains("recursion=2")).count(), 1, "{second:#?}");
 }
 
 #[test]

@@ -58,10 +58,11 @@ impl Server {
     }
 
     /// Every project, bridge, profile and instance of `plan` exists with its declared
-    /// values and stamps, and every instance runs.
+    /// values and stamps, every instance runs, and every VM's agent reports.
     fn converged(plan: &Plan) -> Server {
         let server = Server::new();
         let mut lists: std::collections::BTreeMap<&str, String> = Default::default();
+        let mut agents: std::collections::BTreeMap<&str, String> = Default::default();
         for step in &plan.steps {
             match &step.action {
                 Action::EnsureProject(spec) => {
@@ -89,12 +90,18 @@ impl Server {
                     };
                     let rows = lists.entry(&spec.project).or_default();
                     rows.push_str(&format!("{},RUNNING,{kind},{}\n", spec.name, spec.stamp()));
+                    if kind == "VIRTUAL-MACHINE" {
+                        agents.entry(&spec.project).or_default().push_str(&format!("{},9\n", spec.name));
+                    }
                 }
                 _ => {}
             }
         }
         for (project, rows) in lists {
             server.write(&format!("list/{project}"), &rows);
+        }
+        for (project, rows) in agents {
+            server.write(&format!("agents/{project}"), &rows);
         }
         server
     }
@@ -187,7 +194,8 @@ fn the_commands_deploy_sh_runs_stay_short() {
 
 /// A rerun on a converged server reads the state with a number of incus calls that
 /// depends on the projects, not on the machines in them: 100 and 1,000 machines in
-/// the same 20 projects cost the same calls, and change nothing.
+/// the same 20 projects cost the same calls, and change nothing. The VMs' agents are
+/// checked too, with one more `incus list` for each project that has VMs.
 #[test]
 fn a_converged_rerun_costs_the_same_calls_for_100_or_1000_machines() {
     let mut counts = Vec::new();
@@ -204,10 +212,27 @@ fn a_converged_rerun_costs_the_same_calls_for_100_or_1000_machines() {
         let unchanged = machines + 3 * projects;
         let summary = format!("0 created, 0 changed, {unchanged} unchanged");
         assert!(stdout.lines().any(|line| line == summary), "{stdout}");
-        let lists = calls.iter().filter(|call| call.starts_with("list ")).count();
+        let lists = calls.iter().filter(|call| call.starts_with("list --project")).count();
         assert_eq!(lists, projects, "one `incus list` a project");
-        counts.push(calls.len());
+        let vm_projects: std::collections::BTreeSet<&str> = plan
+            .steps
+            .iter()
+            .filter_map(|step| match &step.action {
+                Action::EnsureInstance(spec) if spec.instance_type.keyword() == "vm" => Some(spec.project.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(!vm_projects.is_empty(), "the synthetic file has VMs");
+        let agent_lists = calls.iter().filter(|call| call.starts_with("list type=virtual-machine")).count();
+        assert_eq!(agent_lists, vm_projects.len(), "one agent `incus list` a project with VMs");
+        assert!(!calls.iter().any(|call| call.starts_with("exec ")), "no agent probe: every agent reports");
+        // The 100 machines have VMs in half of their projects, the 1,000 in all: the
+        // calls besides the agent lists are compared.
+        counts.push(calls.len() - agent_lists);
     }
     assert_eq!(counts[0], counts[1], "incus calls for 100 and for 1,000 machines in 20 projects");
-    eprintln!("a converged rerun: {} incus calls for 100 or 1,000 machines in 20 projects", counts[0]);
+    eprintln!(
+        "a converged rerun: {} incus calls for 100 or 1,000 machines in 20 projects, and one a project with VMs",
+        counts[0]
+    );
 }

@@ -90,6 +90,9 @@ pub struct Ctx<'a> {
     to_start: Mutex<BTreeMap<String, &'static str>>,
     /// `project/name` of the instances this run started.
     started: Mutex<BTreeSet<String>>,
+    /// Project → its VMs whose state shows a process count (an agent reports), read
+    /// once a project for the VMs this run found running.
+    reporting: Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -108,6 +111,7 @@ impl<'a> Ctx<'a> {
             would,
             to_start: Mutex::new(BTreeMap::new()),
             started: Mutex::new(BTreeSet::new()),
+            reporting: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -132,6 +136,26 @@ impl<'a> Ctx<'a> {
 
     fn was_started(&self, key: &str) -> bool {
         self.started.lock().is_ok_and(|set| set.contains(key))
+    }
+
+    /// Whether the state of the VM `name` shows a process count, which only its agent
+    /// feeds. One request reads the state of every instance of the project, for all
+    /// of its VMs (deploy.sh's `incus list type=virtual-machine ... --columns n,N`).
+    fn agent_reports(&self, project: &str, name: &str) -> Result<bool, Error> {
+        let mut reporting = self.reporting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !reporting.contains_key(project) {
+            let instances = self.client.get(&format!("/1.0/instances?recursion=2&project={}", encode(project)))?;
+            let names = instances
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|instance| instance["type"] == "virtual-machine")
+                .filter(|instance| instance["state"]["processes"].as_i64().is_some_and(|processes| processes >= 0))
+                .filter_map(|instance| instance["name"].as_str().map(str::to_string))
+                .collect();
+            reporting.insert(project.to_string(), names);
+        }
+        Ok(reporting.get(project).is_some_and(|names| names.contains(name)))
     }
 }
 
@@ -592,10 +616,7 @@ pub fn wait_running(ctx: &Ctx, spec: &WaitSpec, note: Note) -> Result<Outcome, S
         format!("incus info {} --project {} --show-log", spec.name, spec.project),
     ];
     if spec.instance_type == InstanceType::VirtualMachine {
-        hints.push(format!(
-            "incus config set {} limits.memory=2GiB --project {}   (if it runs out of memory)",
-            spec.name, spec.project
-        ));
+        hints.extend(memory_hints(spec));
     }
     Err(StepError {
         message: format!(
@@ -626,10 +647,29 @@ fn agent_answers(ctx: &Ctx, spec: &WaitSpec) -> Result<bool, Error> {
     Ok(op["metadata"]["return"].as_i64() == Some(0))
 }
 
+/// A VM short of memory may fail to boot, or boot and lose its agent.
+fn memory_hints(spec: &WaitSpec) -> [String; 2] {
+    [
+        format!(
+            "if it runs out of memory, give it more (in infra.yml too, or the next run sets it back) and restart it: incus config set {} limits.memory=2GiB --project {}",
+            spec.name, spec.project
+        ),
+        format!("incus restart {} --project {}", spec.name, spec.project),
+    ]
+}
+
+/// Wait for the agent of a VM this run started, or found running: an agent that timed
+/// out on the last run, or died since, fails this run too (deploy.sh's `ak_wait_all`).
 pub fn wait_agent(ctx: &Ctx, spec: &WaitSpec, note: Note) -> Result<Outcome, StepError> {
     let key = format!("{}/{}", spec.project, spec.name);
-    if ctx.dry_run || !ctx.was_started(&key) {
+    let started = ctx.was_started(&key);
+    let found_running = ctx.state.instance(&spec.project, &spec.name).is_some_and(InstanceState::is_running);
+    if ctx.dry_run || !(started || found_running) {
         return Ok(Outcome::Skipped);
+    }
+    // A failed read only means probing, as for a VM this run started.
+    if !started && ctx.agent_reports(&spec.project, &spec.name).unwrap_or(false) {
+        return Ok(Outcome::AgentReady(0));
     }
     let delay = Duration::from_secs(u64::from(spec.wait.delay));
     let mut last = String::new();
@@ -656,7 +696,10 @@ pub fn wait_agent(ctx: &Ctx, spec: &WaitSpec, note: Note) -> Result<Outcome, Ste
             format!("incus exec {} --project {} -- true", spec.name, spec.project),
             format!("incus console {} --project {}   (then: systemctl status incus-agent)", spec.name, spec.project),
             "standard images: VM images ship incus-agent; custom images may need it installed".into(),
-        ],
+        ]
+        .into_iter()
+        .chain(memory_hints(spec))
+        .collect(),
     })
 }
 

@@ -5,7 +5,11 @@
 #
 # It behaves as an empty server on which every change succeeds:
 #   query /1.0                        answers
-#   list --project P ... (the load)   nothing exists (empty output)
+#   list --project P ... (the load)   nothing exists (empty output); with
+#                                     $AK_SIM_RUNNING_STAMP set, the VM sim-vm exists,
+#                                     RUNNING, with that stamp
+#   list type=virtual-machine ...     sim-vm and its process count, $AK_SIM_PROCESSES
+#                                     (default -1: no agent reports)
 #   project/network/profile/storage volume show, and every get: not found (exit 1)
 #   image info                        a virtual-machine image
 #   list ^NAME$ ... --columns s       STOPPED for the first $AK_SIM_BOOT_POLLS polls, then RUNNING
@@ -31,7 +35,11 @@ case "${1:-}" in
     exit 0
     ;;
   list)
-    if [[ ${2:-} == ^* ]]; then
+    if [[ ${2:-} == type=virtual-machine ]]; then
+      echo "sim-vm,${AK_SIM_PROCESSES:--1}"
+    elif [[ ${2:-} == --project && -n ${AK_SIM_RUNNING_STAMP:-} ]]; then
+      echo "sim-vm,RUNNING,VIRTUAL-MACHINE,$AK_SIM_RUNNING_STAMP"
+    elif [[ ${2:-} == ^* ]]; then
       echo "$2" >>"$dir/polls"
       if (($(count_lines "$dir/polls") <= ${AK_SIM_BOOT_POLLS:-0})); then echo STOPPED; else echo RUNNING; fi
     fi

@@ -4,13 +4,16 @@
 #
 # $AK_STATE holds (every file is optional; what is absent does not exist):
 #   list/PROJECT                      rows of `incus list --project PROJECT --format csv`
+#   agents/PROJECT                    rows of `incus list type=virtual-machine --project
+#                                     PROJECT --format csv --columns n,N` (name,processes)
 #   project/NAME/KEY                  `incus project get NAME KEY` (KEY `description` too)
 #   network/NAME/show                 `incus network show NAME`
 #   network/NAME/KEY                  `incus network get NAME KEY`
 #   profile/PROJECT/NAME/KEY          `incus profile get NAME KEY --project PROJECT`
 # A project, network or profile exists when its directory does; `image info` always
 # answers with a virtual-machine image; `list ^NAME$` (a status poll) answers RUNNING;
-# any other `get` or `show` finds nothing. Anything else is a change: it succeeds, and is also appended to $AK_STATE/mutations.
+# an `exec` (an agent probe) succeeds; any other `get` or `show` finds nothing.
+# Anything else is a change: it succeeds, and is also appended to $AK_STATE/mutations.
 # Every call is appended to $AK_STATE/calls, one line each, arguments joined by spaces.
 set -u
 state=${AK_STATE:?AK_STATE must be set}
@@ -35,10 +38,15 @@ case "${words[0]:-} ${words[1]:-}" in
     [[ ! -f $state/list/$project ]] || cat "$state/list/$project"
     exit 0
     ;;
+  "list type=virtual-machine")
+    [[ ! -f $state/agents/$project ]] || cat "$state/agents/$project"
+    exit 0
+    ;;
   "list "*)
     echo RUNNING
     exit 0
     ;;
+  "exec "*) exit 0 ;;
   "image info")
     printf 'Fingerprint: 0123456789abcdef\nType: virtual-machine\n'
     exit 0
