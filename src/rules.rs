@@ -22,10 +22,11 @@ pub const MAX_NAME: usize = 63;
 /// either end; not all digits and at most [`MAX_NAME`] long besides.
 pub const INSTANCE_NAME_PATTERN: &str = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$";
 /// Device names (and the names of persistent data and shared volumes, which become
-/// devices): 1-63 of `[-a-zA-Z0-9_./:]`, not starting with `.`.
-pub const DEVICE_NAME_PATTERN: &str = "^[-a-zA-Z0-9_/:][-a-zA-Z0-9_./:]*$";
+/// devices): 1-63 of `[-a-zA-Z0-9_./:]`, not starting with `.` (Incus's rule) nor `-`
+/// (the incus command line would read the name as an option).
+pub const DEVICE_NAME_PATTERN: &str = "^[a-zA-Z0-9_/:][-a-zA-Z0-9_./:]*$";
 /// Storage volume names: device names without `/`.
-pub const VOLUME_NAME_PATTERN: &str = "^[-a-zA-Z0-9_:][-a-zA-Z0-9_.:]*$";
+pub const VOLUME_NAME_PATTERN: &str = "^[a-zA-Z0-9_:][-a-zA-Z0-9_.:]*$";
 
 /// Incus device types (E0035 for any other), with what each is.
 pub const DEVICE_TYPES: &[(&str, &str)] = &[

@@ -17,8 +17,10 @@ pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
     let mut machines: HashMap<&str, (&Name, &Name)> = HashMap::new();
     let all_machines: HashSet<&str> =
         infra.domains.iter().flat_map(|d| &d.machines).map(|m| m.name.value.as_str()).collect();
+    check_pool(infra.global.storage_pool.as_ref(), diagnostics);
     for domain in &infra.domains {
         check_name(&domain.name, "domain", diagnostics);
+        check_default_domain(&domain.name, diagnostics);
         check_bridge(&domain.name, diagnostics);
         for profile in &domain.profiles {
             check_name(&profile.name, "profile", diagnostics);
@@ -27,6 +29,9 @@ pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
         for machine in &domain.machines {
             check_name(&machine.name, "machine", diagnostics);
             check_devices(&machine.devices, diagnostics);
+            for volume in &machine.storage_volumes {
+                check_pool(volume.pool.as_ref(), diagnostics);
+            }
             match machines.get(machine.name.value.as_str()) {
                 Some((first, first_domain)) => diagnostics.push(
                     Diagnostic::new(
@@ -131,6 +136,55 @@ fn check_name(name: &Name, kind: &str, diagnostics: &mut Diagnostics) {
     diagnostics.push(diagnostic);
 }
 
+/// A domain is an Incus project of its own name, and `default` is the server's own
+/// project: Incus refuses to change its features (after the domains before it were
+/// deployed), and its `default` profile is every other user's.
+fn check_default_domain(domain: &Name, diagnostics: &mut Diagnostics) {
+    if domain.value != "default" {
+        return;
+    }
+    diagnostics.push(
+        Diagnostic::new(
+            codes::INVALID_NAME,
+            domain.span,
+            "a domain cannot be named `default`",
+            "`default` is the Incus server's own project",
+        )
+        .with_note("a domain becomes an Incus project of its name, with its own features and `default` profile")
+        .with_help("Rename the domain, for example to `main`."),
+    );
+}
+
+/// Why `name` cannot be a storage pool name, if it cannot: Incus refuses `/` (a pool
+/// is a path segment of the API), and a name starting with `-` would be read as an
+/// option by the incus command line deploy.sh runs.
+pub fn pool_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        Some("a storage pool name cannot be empty".into())
+    } else if name.contains('/') {
+        Some("`/` is not allowed in a storage pool name".into())
+    } else if name.starts_with('-') {
+        Some("a name starting with `-` would be read as an option by the incus command line".into())
+    } else {
+        let c = name.chars().find(|c| c.is_whitespace() || c.is_control())?;
+        Some(format!("{} is not allowed in a storage pool name", describe_char(c)))
+    }
+}
+
+fn check_pool(pool: Option<&Text>, diagnostics: &mut Diagnostics) {
+    let Some(pool) = pool else { return };
+    let Some(problem) = pool_name_problem(&pool.value) else { return };
+    diagnostics.push(
+        Diagnostic::new(
+            codes::INVALID_NAME,
+            pool.span,
+            format!("invalid storage pool name `{}`", printable(&pool.value)),
+            problem,
+        )
+        .with_help("Use the name of a storage pool as `incus storage list` shows it, such as `default`."),
+    );
+}
+
 /// anklume's `net-<domain>` does not fit in an interface name: lowering shortens it.
 fn check_bridge(domain: &Name, diagnostics: &mut Diagnostics) {
     let anklume = anklume_bridge_name(&domain.value);
@@ -210,7 +264,9 @@ fn check_remote(remote: &Text, diagnostics: &mut Diagnostics) {
 }
 
 /// Why `name` is not a valid Incus device name, if it is not: 1-63 characters of
-/// `[-a-zA-Z0-9_./:]`, not starting with `.`.
+/// `[-a-zA-Z0-9_./:]`, not starting with `.`. Incus takes a leading `-`, but the incus
+/// command line deploy.sh runs would read such a name as an option (`-h` prints help
+/// and succeeds): it is refused too.
 pub fn device_name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("a device name cannot be empty".into());
@@ -220,6 +276,9 @@ pub fn device_name_problem(name: &str) -> Option<String> {
     }
     if name.starts_with('.') {
         return Some("a device name cannot start with `.`".into());
+    }
+    if name.starts_with('-') {
+        return Some("a name starting with `-` would be read as an option by the incus command line".into());
     }
     let length = name.chars().count();
     if length > MAX_NAME {
@@ -236,7 +295,7 @@ pub fn check_device_name(name: &Name, kind: &str, diagnostics: &mut Diagnostics)
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':') { c } else { '-' })
         .collect::<String>()
-        .trim_start_matches('.')
+        .trim_start_matches(['.', '-'])
         .chars()
         .take(MAX_NAME)
         .collect();
@@ -248,10 +307,10 @@ pub fn check_device_name(name: &Name, kind: &str, diagnostics: &mut Diagnostics)
     );
     diagnostic = if device_name_problem(&fixed).is_none() && fixed != name.value {
         diagnostic.with_help(format!(
-            "Rename it to `{fixed}`: device names use 1-63 letters, digits and `-_./:`, not starting with `.`."
+            "Rename it to `{fixed}`: device names use 1-63 letters, digits and `-_./:`, not starting with `.` or `-`."
         ))
     } else {
-        diagnostic.with_help("Device names use 1-63 letters, digits and `-_./:`, not starting with `.`.")
+        diagnostic.with_help("Device names use 1-63 letters, digits and `-_./:`, not starting with `.` or `-`.")
     };
     diagnostics.push(diagnostic);
 }
@@ -297,6 +356,16 @@ mod tests {
         assert_eq!(device_name_problem(".hidden").as_deref(), Some("a device name cannot start with `.`"));
         assert_eq!(device_name_problem("my dev").as_deref(), Some("a space is not allowed in a device name"));
         assert!(device_name_problem(&"d".repeat(64)).is_some());
+        for option in ["-h", "--force", "-"] {
+            let problem = device_name_problem(option);
+            assert!(problem.as_deref().is_some_and(|p| p.contains("read as an option")), "{option}: {problem:?}");
+        }
+        assert_eq!(device_name_problem("data-"), None);
+        assert_eq!(pool_name_problem("default"), None);
+        assert_eq!(pool_name_problem("ssd-2.fast_pool"), None);
+        for bad in ["", "a/b", "-x", "--force", "my pool", "tab\there"] {
+            assert!(pool_name_problem(bad).is_some(), "{bad:?}");
+        }
     }
 
     #[test]

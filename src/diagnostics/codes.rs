@@ -95,7 +95,12 @@ with `-`, at most 63 characters, not all digits.
 
 `global.incus_remote` names an incus remote, which the incus client reads in front of a
 resource as `NAME:`: it cannot hold `:`, `/`, whitespace or control characters, nor
-start with `-`.";
+start with `-`.
+
+Device and storage volume names use letters, digits and `-_./:` (volumes not `/`), and
+storage pool names cannot hold `/`, whitespace or control characters. None of them may
+start with `-`: deploy.sh hands them to the incus command line, which would read them
+as options. A domain cannot be named `default`, the Incus server's own project.";
 
     DUPLICATE_MACHINE = "E0008", Error, "a machine name is used twice",
 "Machine names must be unique across the whole infrastructure, not only within a
