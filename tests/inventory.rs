@@ -89,3 +89,47 @@ fn ansible_accepts_every_inventory_and_playbook() {
         );
     }
 }
+
+/// Values from infra.yml that look like Jinja templates reach Ansible as literal text:
+/// Ansible templates inventory variables (the connection's among them) when it uses
+/// them, and `{{ lookup('pipe', ...) }}` in a description or the default user would
+/// run a command on the controller. Ansible itself reads the variables back here, with
+/// templating on, and no canary file appears.
+#[test]
+fn template_text_in_values_is_never_run_by_ansible() {
+    if !ansible_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let canary = |name: &str| dir.path().join(name).display().to_string();
+    let text = format!(
+        "project_name: t\nglobal:\n  addressing: {{base_octet: 10, zone_base: 100}}\n  default_os_image: tiny\n  default_user: \"{{{{ lookup('pipe', 'touch {user}') }}}}\"\ndomains:\n  work:\n    description: \"{{% if true %}}x{{% endif %}}\"\n    machines:\n      web:\n        description: \"{{{{ lookup('pipe', 'touch {description}') }}}}\"\n        roles: [\"{{{{ lookup('pipe', 'touch {role}') }}}}\", base]\n",
+        user = canary("user"),
+        description = canary("description"),
+        role = canary("role"),
+    );
+    let plan = compile_source("infra.yml", text, Options::default()).plan.expect("compiles");
+    for (name, text) in inventory_files(&plan).expect("renders") {
+        std::fs::write(dir.path().join(name), text).expect("write");
+    }
+    let env = [("ANSIBLE_LOCAL_TEMP", dir.path().join("tmp"))];
+    let debug = |argument: &str| {
+        let output = Command::new("ansible")
+            .args(["-i", "inventory.yml", "web", "-e", "ansible_connection=local", "-m", "debug", "-a", argument])
+            .current_dir(dir.path())
+            .envs(env.clone())
+            .output()
+            .expect("ansible runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "{argument}: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+        stdout
+    };
+    let shown = debug("msg={{ instance_description }}|{{ domain_description }}|{{ ansible_user }}");
+    assert!(shown.contains(&format!("{{{{ lookup('pipe', 'touch {}') }}}}", canary("description"))), "{shown}");
+    assert!(shown.contains("{% if true %}x{% endif %}"), "{shown}");
+    let roles = debug("var=instance_roles");
+    assert!(roles.contains(&format!("{{{{ lookup('pipe', 'touch {}') }}}}", canary("role"))), "{roles}");
+    for name in ["user", "description", "role"] {
+        assert!(!dir.path().join(name).exists(), "Ansible ran the template in a value: {name} was created");
+    }
+}

@@ -1,7 +1,8 @@
 //! The provisioning back end: an Ansible inventory (`inventory.yml`) and playbook
 //! (`site.yml`) for the instances the plan deploys, through the templates
 //! `templates/inventory.yml.j2` and `templates/site.yml.j2`. Every value passes through
-//! the `yaml` filter, which writes it as a JSON scalar (valid YAML, quoted).
+//! the `yaml` filter, which writes it as a JSON scalar (valid YAML, quoted), tagged
+//! `!unsafe` when Ansible would take it for a template (see `yaml_scalar`).
 
 use super::bash::{EmitError, comment_safe};
 use crate::plan::{Action, InstanceSpec, Plan};
@@ -22,8 +23,9 @@ pub fn inventory_files(plan: &Plan) -> Result<Vec<(&'static str, String)>, EmitE
     environment.set_auto_escape_callback(|_| AutoEscape::None);
     environment.add_filter("comment", |value: String| comment_safe(&value));
     environment.add_filter("yaml", |value: minijinja::Value| -> Result<String, minijinja::Error> {
-        serde_json::to_string(&value)
-            .map_err(|error| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, error.to_string()))
+        let value = serde_json::to_value(&value)
+            .map_err(|error| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, error.to_string()))?;
+        Ok(yaml_scalar(&value))
     });
     let view = view(plan);
     let mut files = Vec::new();
@@ -36,6 +38,21 @@ pub fn inventory_files(plan: &Plan) -> Result<Vec<(&'static str, String)>, EmitE
         files.push((name, text));
     }
     Ok(files)
+}
+
+/// `value` as YAML: JSON (valid YAML, strings quoted), except that a string Ansible
+/// would take for a template (it holds `{{`, `{%` or `{#`) is tagged `!unsafe`. Ansible
+/// templates inventory variables and playbook fields when it uses them, and a value
+/// from infra.yml such as `{{ lookup('pipe', 'rm -rf ~') }}` would run on the
+/// controller; `!unsafe` keeps it the literal text it is.
+fn yaml_scalar(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) if ["{{", "{%", "{#"].iter().any(|open| text.contains(open)) => {
+            format!("!unsafe {value}")
+        }
+        serde_json::Value::Array(items) => format!("[{}]", items.iter().map(yaml_scalar).collect::<Vec<_>>().join(",")),
+        _ => value.to_string(),
+    }
 }
 
 #[derive(Serialize)]
