@@ -25,6 +25,7 @@ use crate::diagnostics::{Diagnostic, Diagnostics, codes};
 use crate::incus::config_keys::{self, ValueType};
 use crate::source::Span;
 use crate::syntax::ast::{ConfigEntry, Device, Domain, Infra, InstanceType, Machine, Profile, Text};
+use std::collections::BTreeMap;
 
 /// `nictype` values Incus 6.0 knows, and those that need a `parent`.
 pub const NIC_TYPES: &[&str] = &["bridged", "macvlan", "sriov", "physical", "ipvlan", "p2p", "routed", "ovn"];
@@ -48,6 +49,7 @@ pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
             for device in &machine.devices {
                 check_device(device, &generated, Some(machine), diagnostics);
             }
+            check_root_disk(domain, machine, &generated, diagnostics);
             check_profile_devices_reach(domain, machine, diagnostics);
         }
         check_profile_devices_for_containers(domain, diagnostics);
@@ -60,6 +62,16 @@ struct Generated {
     name: String,
     device_type: &'static str,
     options: Vec<(&'static str, Option<String>)>,
+}
+
+impl Generated {
+    fn copy(&self) -> Generated {
+        Generated { name: self.name.clone(), device_type: self.device_type, options: self.options.clone() }
+    }
+
+    fn path(&self) -> Option<&str> {
+        self.options.iter().find(|(name, _)| *name == "path").and_then(|(_, value)| value.as_deref())
+    }
 }
 
 fn default_profile_devices() -> Vec<Generated> {
@@ -521,6 +533,63 @@ fn used_profiles<'a>(domain: &'a Domain, machine: &Machine) -> Vec<(&'a Profile,
     }
 }
 
+/// Incus refuses to create an instance without a root disk (`Failed getting root disk:
+/// No root device could be found`, seen on incusd 6.0.4). The domain's `default`
+/// profile gives one; a machine whose `profiles` leave `default` out (or are empty)
+/// needs one from another profile or its own devices. Devices are taken as Incus
+/// merges them: profiles in order, then the machine's, a later device replacing an
+/// earlier one of the same name.
+fn check_root_disk(domain: &Domain, machine: &Machine, generated: &[Generated], diagnostics: &mut Diagnostics) {
+    let names: Vec<&str> = match &machine.profiles {
+        Some(list) => list.value.iter().map(|name| name.value.as_str()).collect(),
+        None => vec!["default"],
+    };
+    let mut layers: Vec<(&[Device], Vec<Generated>)> = Vec::new();
+    for name in names {
+        match (name, domain.profile(name)) {
+            ("default", profile) => {
+                layers.push((profile.map(|p| p.devices.as_slice()).unwrap_or_default(), default_profile_devices()))
+            }
+            (_, Some(profile)) => layers.push((&profile.devices, Vec::new())),
+            // An unknown profile is E0015: what it would give is not known.
+            (_, None) => return,
+        }
+    }
+    layers.push((&machine.devices, generated.iter().map(Generated::copy).collect()));
+    // A device without a known type is reported already; its effect is not known.
+    if layers.iter().flat_map(|(devices, _)| devices.iter()).any(|d| Effective::new(d, &[]).is_none()) {
+        return;
+    }
+    let mut root: BTreeMap<&str, bool> = BTreeMap::new();
+    for (devices, generated) in &layers {
+        for device in generated.iter().filter(|g| !devices.iter().any(|d| d.name.value == g.name)) {
+            root.insert(&device.name, device.device_type == "disk" && device.path() == Some("/"));
+        }
+        for device in *devices {
+            root.insert(&device.name.value, Effective::new(device, generated).is_some_and(|e| e.is_root_disk()));
+        }
+    }
+    if root.values().any(|&is_root| is_root) {
+        return;
+    }
+    let span = machine.profiles.as_ref().map_or(machine.name.span, |profiles| profiles.span);
+    diagnostics.push(
+        Diagnostic::new(
+            codes::NO_ROOT_DISK,
+            span,
+            format!("machine `{}` has no root disk", machine.name.value),
+            match &machine.profiles {
+                Some(_) => "none of these profiles, nor the machine's devices, gives a root disk",
+                None => "neither the `default` profile nor the machine's devices give a root disk",
+            },
+        )
+        .with_note("Incus refuses to create an instance without a disk device at `path: /`")
+        .with_help(
+            "Add `default` to its profiles (the domain's `default` profile has the root disk), or give it a disk device with `path: /` and `pool: default`.",
+        ),
+    );
+}
+
 /// A profile device of a type the machine does not support: Incus skips it (W0007).
 fn check_profile_devices_reach(domain: &Domain, machine: &Machine, diagnostics: &mut Diagnostics) {
     let kind = machine.kind();
@@ -615,6 +684,21 @@ mod tests {
 
     fn devices_of(machine_devices: &str) -> String {
         with_domains(&format!("  work:\n    machines:\n      web:\n        devices:\n{machine_devices}"))
+    }
+
+    /// Root disks merge as Incus merges devices: the `default` profile's unless left
+    /// out or hidden by a later `none` device, another profile's, or the machine's own.
+    #[test]
+    fn a_machine_needs_a_root_disk_from_its_profiles_or_devices() {
+        let text = with_domains(
+            "  work:\n    profiles:\n      small:\n        config: {limits.cpu: \"2\"}\n      disky:\n        devices:\n          root: {type: disk, path: /, pool: default}\n      hider:\n        devices:\n          root: {type: none}\n    machines:\n      a: {type: vm, profiles: [small]}\n      b: {profiles: []}\n      c: {profiles: [disky]}\n      d: {profiles: [default, small]}\n      e: {profiles: [default, hider]}\n      f: {profiles: [], devices: {root: {type: disk, path: /, pool: default}}}\n      g: {}\n      h: {devices: {root: {type: none}}}\n      i: {profiles: [nowhere]}\n",
+        );
+        let diagnostics = check_text(&text);
+        assert_eq!(found(&text, &diagnostics, "E0037"), ["[small]", "[]", "[default, hider]", "h"]);
+        let message = |name: &str| format!("machine `{name}` has no root disk");
+        let messages: Vec<&str> =
+            diagnostics.iter().filter(|d| d.code.id == "E0037").map(|d| d.message.as_str()).collect();
+        assert_eq!(messages, [message("a"), message("b"), message("e"), message("h")]);
     }
 
     #[test]

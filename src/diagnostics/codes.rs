@@ -286,6 +286,20 @@ of them, the label says which.
       security.syscalls.allow: \"mount\"
       security.syscalls.deny: \"kexec_load\"   # error: allow or deny, not both";
 
+    NO_ROOT_DISK = "E0037", Error, "a machine has no root disk",
+"Incus refuses to create an instance without a root disk, a `disk` device with
+`path: /` (`Failed getting root disk: No root device could be found`). anklumec gives
+each domain's `default` profile one; a machine that leaves `default` out of its
+`profiles` (or has `profiles: []`) needs one from another of its profiles or from its
+own `devices`. Devices merge as Incus merges them: profiles in order, then the
+machine's own, a device replacing an earlier one of the same name (a `none` device
+named `root` removes it).
+
+    machines:
+      gpu-box:
+        type: vm
+        profiles: [vm-resources]   # error: no root disk; use [default, vm-resources]";
+
     UNKNOWN_KEY = "W0001", Warning, "an unknown key is ignored",
 "infra.yml has a key that anklumec (and anklume) does not know. It is ignored, which
 usually means a typo: the help line suggests the closest known key and lists the keys
