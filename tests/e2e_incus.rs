@@ -198,7 +198,8 @@ fn mutation_target(args: &[String]) -> (String, String, String) {
 fn read_log(path: &Path) -> Vec<Call> {
     let text = fs::read_to_string(path).unwrap_or_default();
     let mut calls: Vec<Call> = Vec::new();
-    for line in text.lines() {
+    // One record a call, ended by 0x1e (an argument may hold a newline).
+    for line in text.split('\x1e').filter(|record| !record.is_empty()) {
         if line == "injected" || line == "killed" {
             let call = calls.last_mut().expect("a call before the fault marker");
             call.injected |= line == "injected";
@@ -615,7 +616,7 @@ fn e2e_1_fresh_deploy_converges_to_infra_yml() {
         assert_eq!(live["config"]["features.images"], "false", "{project}: images shared with the default project");
         assert_eq!(live["config"]["features.profiles"], "true", "{project}: own profiles");
     }
-    assert_eq!(query_ok(&format!("/1.0/projects/{pa}"))["description"], "e2e admin domain");
+    assert_eq!(query_ok(&format!("/1.0/projects/{pa}"))["description"], "e2e admin domain\n");
     for (domain, second) in [(&pa, z), (&pt, z + 10)] {
         let net = query_ok(&format!("/1.0/networks/net-{domain}"));
         let config = &net["config"];

@@ -2,8 +2,9 @@
 # A logging stand-in for `incus`, used by tests/e2e_incus.rs: the test copies it to
 # DIR/bin/incus and puts DIR/bin first on PATH before running deploy.sh.
 #
-# Every call is appended to $AK_E2E_LOG as one line: its class, then each argument,
-# separated by the ASCII unit separator (0x1f). Then the real incus
+# Every call is appended to $AK_E2E_LOG as one record: its class, then each argument,
+# separated by the ASCII unit separator (0x1f), ended by the record separator (0x1e):
+# an argument may hold newlines (a value that ends in one). Then the real incus
 # ($AK_E2E_REAL_INCUS) runs with the same arguments and the same standard input.
 #
 # Classes (tests/e2e_incus.rs `classify` is the same rule, and a test checks they agree):
@@ -64,7 +65,7 @@ if [[ -n ${AK_E2E_LOG:-} ]]; then
   {
     printf '%s' "$class"
     printf '\x1f%s' "$@"
-    printf '\n'
+    printf '\x1e'
   } >>"$AK_E2E_LOG"
 fi
 
@@ -75,11 +76,11 @@ if [[ $class == mutating && -n ${AK_E2E_COUNTER:-} ]]; then
   echo "$count" >"$AK_E2E_COUNTER"
   if ((count == ${AK_E2E_FAIL_AT:-0})); then
     printf 'Error: injected failure of mutating call #%s (tests/e2e/incus-log.sh)\n' "$count" >&2
-    [[ -z ${AK_E2E_LOG:-} ]] || printf 'injected\n' >>"$AK_E2E_LOG"
+    [[ -z ${AK_E2E_LOG:-} ]] || printf 'injected\x1e' >>"$AK_E2E_LOG"
     exit 1
   fi
   if ((count == ${AK_E2E_KILL_AT:-0})); then
-    [[ -z ${AK_E2E_LOG:-} ]] || printf 'killed\n' >>"$AK_E2E_LOG"
+    [[ -z ${AK_E2E_LOG:-} ]] || printf 'killed\x1e' >>"$AK_E2E_LOG"
     "$real" "$@" &
     sleep "${AK_E2E_KILL_DELAY:-0.05}"
     kill -KILL 0
