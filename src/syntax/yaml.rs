@@ -422,6 +422,8 @@ struct Builder<'a> {
     root: Option<Node>,
     /// An error that leaves holes in the tree (an unknown or recursive alias).
     broken: bool,
+    /// A merge key (`<<`) was applied: entries reach across the mapping they came from.
+    merged: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -447,6 +449,7 @@ impl<'a> Builder<'a> {
             documents: 0,
             root: None,
             broken: false,
+            merged: false,
         }
     }
 
@@ -670,9 +673,69 @@ impl<'a> Builder<'a> {
         let span = self.span(frame.start, end);
         let kind = match frame.content {
             Content::Seq(items) => NodeKind::Seq(items),
-            Content::Map { entries, .. } => NodeKind::Map(entries),
+            Content::Map { entries, .. } => NodeKind::Map(self.merge_keys(entries)),
         };
         self.complete(Node { span, kind }, frame.anchor, frame.height + 1, frame.nodes_before, frame.bytes_before)
+    }
+
+    /// YAML 1.1's merge key, which anklume's reader (PyYAML) applies and YAML 1.2 does
+    /// not have: `<<: *defaults` (or a list of such mappings) gives the mapping the
+    /// entries it does not write itself. As PyYAML does: the merged entries come first,
+    /// then the mapping's own; a key keeps the place it was first given and the value
+    /// it was given last; of several merged mappings, the first wins. A quoted `"<<"`
+    /// is an ordinary key.
+    fn merge_keys(&mut self, entries: Vec<Entry>) -> Vec<Entry> {
+        let (text, base) = (self.text, self.base);
+        let is_merge = |entry: &Entry| {
+            let written = entry.key.span.start.checked_sub(base).and_then(|start| text.get(start..));
+            entry.key.value == "<<" && written.is_some_and(|rest| rest.starts_with("<<"))
+        };
+        if !entries.iter().any(is_merge) {
+            return entries;
+        }
+        self.merged = true;
+        let mut merged = Vec::new();
+        let mut own = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if !is_merge(&entry) {
+                own.push(entry);
+                continue;
+            }
+            match entry.value.kind {
+                NodeKind::Map(more) => merged.extend(more),
+                NodeKind::Seq(items) if items.iter().all(|item| matches!(item.kind, NodeKind::Map(_))) => {
+                    for item in items.into_iter().rev() {
+                        if let NodeKind::Map(more) = item.kind {
+                            merged.extend(more);
+                        }
+                    }
+                }
+                kind => {
+                    let found = Node { span: entry.value.span, kind }.kind_name();
+                    self.diagnostics.push(
+                        Diagnostic::new(
+                            codes::WRONG_TYPE,
+                            entry.value.span,
+                            "a merge key (`<<`) takes a mapping or a list of mappings",
+                            format!("this {found} cannot be merged"),
+                        )
+                        .with_help("Write `<<: *name`, where `&name` anchors a mapping, or `<<: [*one, *two]`."),
+                    );
+                }
+            }
+        }
+        let mut out: Vec<Entry> = Vec::with_capacity(merged.len() + own.len());
+        let mut places: HashMap<String, usize> = HashMap::new();
+        for entry in merged.into_iter().chain(own) {
+            match places.get(&entry.key.value) {
+                Some(&place) => out[place] = entry,
+                None => {
+                    places.insert(entry.key.value.clone(), out.len());
+                    out.push(entry);
+                }
+            }
+        }
+        out
     }
 
     /// A finished node: remember it if anchored, then attach it to its parent.
@@ -862,12 +925,16 @@ impl<'a> Builder<'a> {
             return self.aborted();
         }
         let root = if self.broken { None } else { self.root };
-        Read { root, nodes: self.nodes, aliases: !self.anchors.is_empty() || self.copied_bytes > 0 || self.broken }
+        Read {
+            root,
+            nodes: self.nodes,
+            aliases: !self.anchors.is_empty() || self.copied_bytes > 0 || self.broken || self.merged,
+        }
     }
 
     /// Reading stopped: no tree.
     fn aborted(self) -> Read {
-        Read { root: None, nodes: self.nodes, aliases: !self.anchors.is_empty() }
+        Read { root: None, nodes: self.nodes, aliases: !self.anchors.is_empty() || self.merged }
     }
 }
 
@@ -1383,14 +1450,49 @@ domains:
     }
 
     #[test]
-    fn comments_are_ignored_and_merge_keys_are_plain_keys() {
+    fn comments_are_ignored_and_merge_keys_are_applied() {
         let text = "# top\nbase: &b {x: 1} # inline\nuse:\n  <<: *b # merge\n  y: 2\n";
         let root = ok(text);
         let entries = path(&root, &["use"]).as_map().unwrap();
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].key.value, "<<");
-        assert_eq!(at(text, entries[0].key.span), "<<");
-        assert_eq!(entries[0].value.as_map().unwrap().len(), 1);
+        let keys: Vec<&str> = entries.iter().map(|e| e.key.value.as_str()).collect();
+        assert_eq!(keys, ["x", "y"]);
+        // A merged entry keeps the span of its definition.
+        assert_eq!(at(text, entries[0].key.span), "x");
+        assert_eq!(at(text, entries[0].value.span), "1");
+    }
+
+    /// PyYAML's order and precedence: merged entries first, a key keeping its first
+    /// place and its last value; the mapping's own keys win; of merged mappings, the
+    /// first wins; a quoted `"<<"` is an ordinary key (beside a merge key, the two are
+    /// one key to the duplicate check: E0002).
+    #[test]
+    fn merge_keys_follow_pyyaml() {
+        let text = "a: &a {k: a, x: 1}\nb: &b {k: b, y: 2}\nm:\n  z: own\n  k: mine\n  <<: [*a, *b]\nn:\n  <<: *b\n  w: 3\nq:\n  \"<<\": literal\n";
+        let root = ok(text);
+        let pairs = |node: &Node| -> Vec<(String, String)> {
+            node.as_map()
+                .unwrap()
+                .iter()
+                .map(|e| (e.key.value.clone(), e.value.as_scalar().map(|s| s.text.clone()).unwrap_or_default()))
+                .collect()
+        };
+        let m = pairs(path(&root, &["m"]));
+        let expected = [("k", "mine"), ("y", "2"), ("x", "1"), ("z", "own")];
+        assert_eq!(m, expected.map(|(k, v)| (k.to_string(), v.to_string())));
+        let n = pairs(path(&root, &["n"]));
+        let expected = [("k", "b"), ("y", "2"), ("w", "3")];
+        assert_eq!(n, expected.map(|(k, v)| (k.to_string(), v.to_string())));
+        assert_eq!(pairs(path(&root, &["q"])), [("<<".to_string(), "literal".to_string())]);
+    }
+
+    #[test]
+    fn a_merge_key_takes_mappings_only() {
+        for text in ["m:\n  <<: 3\n  a: 1\n", "m:\n  <<: [1, 2]\n", "m:\n  <<:\n"] {
+            let (_, diagnostics) = read(text);
+            assert_eq!(diagnostics.len(), 1, "{text}: {diagnostics:?}");
+            assert_eq!(diagnostics[0].code.id, "E0003", "{text}");
+            assert!(diagnostics[0].message.contains("merge key"), "{text}");
+        }
     }
 
     #[test]
