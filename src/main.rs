@@ -305,6 +305,16 @@ fn exit_for(compilation: &Compilation) -> ExitCode {
 }
 
 fn run_compile(args: &CompileArgs) -> ExitCode {
+    if let (Some(input), Some(output)) = (&args.input.file, &args.output)
+        && args.emit != Emit::Inventory
+        && let Some(source) = source_at(input, output)
+    {
+        return usage_error(&format!(
+            "-o {} names the source {}: the script would replace it; write it elsewhere (-o deploy.sh)",
+            output.display(),
+            source.display()
+        ));
+    }
     let compilation = match load_and_compile(&args.input) {
         Ok(compilation) => compilation,
         Err(code) => return code,
@@ -329,6 +339,22 @@ fn run_compile(args: &CompileArgs) -> ExitCode {
     let source_bytes = compilation.sources.total_bytes();
     anklumec::compile::drop_soon((compilation, script), source_bytes);
     written
+}
+
+/// The source file `output` is, if it is one: the input file itself, or a `.yml` file of
+/// an input directory (the same file, through any link or path).
+fn source_at(input: &Path, output: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let target = std::fs::metadata(output).ok()?;
+    let same = |path: &Path| std::fs::metadata(path).is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino());
+    if !input.is_dir() {
+        return same(input).then(|| input.to_path_buf());
+    }
+    let mut candidates = vec![input.join("base.yml"), input.join("policies.yml")];
+    if let Ok(entries) = std::fs::read_dir(input.join("domains")) {
+        candidates.extend(entries.flatten().map(|entry| entry.path()));
+    }
+    candidates.into_iter().find(|path| same(path))
 }
 
 /// Write inventory.yml and site.yml into `directory`, each file complete or not at all.

@@ -232,3 +232,29 @@ fn runner_commands_refuse_a_plan_for_another_remote() {
         }
     }
 }
+
+/// `-o` naming the source (directly, through a link, or a file of a split directory)
+/// is refused before anything is written: the script would replace the infra.yml it
+/// was compiled from.
+#[test]
+fn the_output_cannot_replace_the_source() {
+    let dir = dir_with(&[("infra.yml", GOOD)]);
+    std::os::unix::fs::symlink("infra.yml", dir.path().join("link.yml")).expect("symlink");
+    for output in ["infra.yml", "./infra.yml", "link.yml"] {
+        let result = anklumec(&["infra.yml", "-o", output], dir.path());
+        assert_eq!(result.status.code(), Some(2), "-o {output}");
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(stderr.contains("names the source infra.yml"), "-o {output}: {stderr}");
+        assert_eq!(std::fs::read_to_string(dir.path().join("infra.yml")).expect("kept"), GOOD, "-o {output}");
+    }
+    let split = dir.path().join("infra");
+    std::fs::create_dir_all(split.join("domains")).expect("split dir");
+    let (base, work) = GOOD.split_at(GOOD.find("domains:").expect("domains"));
+    std::fs::write(split.join("base.yml"), base).expect("base");
+    std::fs::write(split.join("domains/work.yml"), work).expect("domain");
+    let result = anklumec(&["infra", "-o", "infra/domains/work.yml"], dir.path());
+    assert_eq!(result.status.code(), Some(2), "{}", String::from_utf8_lossy(&result.stderr));
+    assert_eq!(std::fs::read_to_string(split.join("domains/work.yml")).expect("kept"), work);
+    let result = anklumec(&["infra.yml", "-o", "deploy.sh"], dir.path());
+    assert_eq!(result.status.code(), Some(0), "{}", String::from_utf8_lossy(&result.stderr));
+}
