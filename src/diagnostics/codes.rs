@@ -380,6 +380,19 @@ effect (an instance's own config comes before its profiles'). The label shows th
 value that is written instead; use the machine setting (`ephemeral: true` lets a
 machine be deleted) and remove the key.";
 
+    YAML11_NUMBER = "W0012", Warning, "a number reads differently in anklume (YAML 1.1)",
+"anklumec reads YAML 1.2; anklume reads infra.yml with PyYAML, which follows YAML 1.1,
+and the two read some unquoted numbers differently. A leading zero makes an octal
+number in YAML 1.1 (`010` is 8 there, 10 here) or, with an 8 or 9, text (`09`);
+underscores and colons make numbers in YAML 1.1 only (`1_000` is 1000, `12:30` is
+750, base 60), and `0b101` is binary there, while `0o17` is octal only here. The same
+file would then give anklume another subnet, address or limit than anklumec.
+
+    subnet_id: 010      # warning: 10 here, 8 in anklume
+
+Write the number without a leading zero, underscore or colon, or quote it when the
+text is meant (`\"12:30\"`).";
+
     NOT_ACTED_ON = "N0001", Note, "a key is accepted but anklumec does not act on it",
 "The key belongs to anklume's schema (or another anklume tool) and is type-checked,
 but the deployment plan anklumec produces does not use it: for example

@@ -122,6 +122,54 @@ fn resolve_plain(text: &str) -> ScalarValue<'_> {
     ScalarValue::Str(text)
 }
 
+/// How YAML 1.1 (PyYAML, anklume's reader) resolves a plain scalar that is, or looks
+/// like, an integer: `Some(Some(n))` an integer, `Some(None)` text, `None` when it is
+/// neither an integer nor integer-like text there (left to the YAML 1.2 reading).
+/// PyYAML's integer forms: `0b` binary, a leading `0` octal, decimal, `0x` hex and
+/// base 60 (`1:30`), each with `_` allowed between digits.
+fn yaml11_int(text: &str) -> Option<Option<i128>> {
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let first = unsigned.chars().next()?;
+    if !first.is_ascii_digit() {
+        return None;
+    }
+    let digits = |body: &str, radix: u32| {
+        let clean: String = body.chars().filter(|&c| c != '_').collect();
+        (!body.is_empty() && body.chars().all(|c| c == '_' || c.is_digit(radix)))
+            .then(|| i128::from_str_radix(&clean, radix).ok())
+            .flatten()
+    };
+    let value = if let Some(body) = unsigned.strip_prefix("0b") {
+        digits(body, 2)
+    } else if let Some(body) = unsigned.strip_prefix("0x") {
+        digits(body, 16)
+    } else if unsigned.contains(':') {
+        // `[1-9][0-9_]*(:[0-5]?[0-9])+`
+        let mut parts = unsigned.split(':');
+        let head = parts.next().filter(|head| !head.starts_with('0')).and_then(|head| digits(head, 10));
+        parts.try_fold(head?, |total, part| {
+            let valid = (1..=2).contains(&part.len())
+                && part.chars().all(|c| c.is_ascii_digit())
+                && (part.len() == 1 || part.as_bytes()[0] <= b'5');
+            valid.then(|| part.parse::<i128>().ok()).flatten().map(|sixty| total * 60 + sixty)
+        })
+    } else if unsigned.len() > 1 && unsigned.starts_with('0') {
+        digits(&unsigned[1..], 8)
+    } else {
+        digits(unsigned, 10)
+    };
+    match value {
+        Some(value) => Some(Some(if negative { -value } else { value })),
+        // Digits that are no YAML 1.1 integer (`09`, `0o17`) are text there.
+        None if unsigned.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => Some(None),
+        None => None,
+    }
+}
+
 /// `[-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?`
 fn is_core_float(text: &str) -> bool {
     let bytes = text.as_bytes();
@@ -598,8 +646,46 @@ impl<'a> Builder<'a> {
         self.nodes += 1;
         if let NodeKind::Scalar(scalar) = &kind {
             self.tree_bytes += scalar.text.len();
+            if !scalar.quoted && !self.key_expected() {
+                self.yaml11_difference(scalar, span);
+            }
         }
         self.complete(Node { span, kind }, anchor, 0, nodes_before, bytes_before)
+    }
+
+    /// Whether the next node is a mapping key.
+    fn key_expected(&self) -> bool {
+        matches!(self.stack.last(), Some(Frame { content: Content::Map { key: KeySlot::Empty, .. }, .. }))
+    }
+
+    /// W0012 when anklume's YAML 1.1 reads this plain value as another number, or a
+    /// number where this reading has text (or the other way round).
+    fn yaml11_difference(&mut self, scalar: &Scalar, span: Span) {
+        let Some(theirs) = yaml11_int(&scalar.text) else { return };
+        let ours = match resolve_plain(&scalar.text) {
+            ScalarValue::Int(value) => Some(i128::from(value)),
+            _ => None,
+        };
+        let (label, reads) = match (ours, theirs) {
+            (Some(ours), Some(theirs)) if ours != theirs => {
+                (format!("{ours} here, {theirs} in anklume"), format!("the integer {theirs}"))
+            }
+            (None, Some(theirs)) => {
+                (format!("text here, the integer {theirs} in anklume"), format!("the integer {theirs}"))
+            }
+            (Some(ours), None) => (format!("{ours} here, text in anklume"), "text".to_string()),
+            _ => return,
+        };
+        self.diagnostics.push(
+            Diagnostic::new(
+                codes::YAML11_NUMBER,
+                span,
+                format!("`{}` reads differently in anklume (YAML 1.1)", scalar.text),
+                label,
+            )
+            .with_note(format!("anklume's YAML 1.1 reader takes `{}` for {reads}", scalar.text))
+            .with_help("Write the number without a leading zero, `_` or `:`, or quote it if the text is meant."),
+        );
     }
 
     fn open(&mut self, style: StructureStyle, anchor: usize, map: bool, start: usize, end: usize) -> Step {
@@ -1483,6 +1569,52 @@ domains:
         let expected = [("k", "b"), ("y", "2"), ("w", "3")];
         assert_eq!(n, expected.map(|(k, v)| (k.to_string(), v.to_string())));
         assert_eq!(pairs(path(&root, &["q"])), [("<<".to_string(), "literal".to_string())]);
+    }
+
+    /// PyYAML's integer resolution, against its regular expression and constructor.
+    #[test]
+    fn yaml11_integers_are_pyyamls() {
+        let int = |text: &str| yaml11_int(text);
+        for (text, value) in [
+            ("0", 0),
+            ("10", 10),
+            ("-10", -10),
+            ("+7", 7),
+            ("010", 8),
+            ("00", 0),
+            ("0_17", 15),
+            ("1_000", 1000),
+            ("0b101", 5),
+            ("0x1f", 31),
+            ("12:30", 750),
+            ("1:0:0", 3600),
+            ("-1:30", -90),
+        ] {
+            assert_eq!(int(text), Some(Some(value)), "{text}");
+        }
+        for text in ["09", "019", "0o17", "1e3", "2GiB", "0x"] {
+            assert_eq!(int(text), Some(None), "{text} is text in YAML 1.1");
+        }
+        // Neither integers nor integer-like: text in both readings, left to YAML 1.2.
+        for text in ["", "-", "web", "1.5", "10.0.0.1", "1:2:x y", ".5", "0:30", "10:99"] {
+            assert_eq!(int(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn yaml11_differences_are_warned_on_values_only() {
+        let (_, diagnostics) = read("a: 010\nb: 10\nc: '010'\nd: 0x1f\n010: x\ne: [12:30, 1_0]\nf: 0o7\n");
+        let warned: Vec<&str> =
+            diagnostics.iter().filter(|d| d.code.id == "W0012").map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            warned,
+            [
+                "`010` reads differently in anklume (YAML 1.1)",
+                "`12:30` reads differently in anklume (YAML 1.1)",
+                "`1_0` reads differently in anklume (YAML 1.1)",
+                "`0o7` reads differently in anklume (YAML 1.1)",
+            ]
+        );
     }
 
     #[test]
