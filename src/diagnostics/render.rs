@@ -39,8 +39,7 @@ struct Excerpt {
 impl Excerpt {
     /// The excerpt of `file` for labels at `points` (byte offsets in it), or `None` when
     /// no labelled line is long.
-    fn new(file: &crate::source::SourceFile, points: &[usize]) -> Option<Excerpt> {
-        let text = file.text.as_str();
+    fn new(file: &crate::source::SourceFile, text: &str, points: &[usize]) -> Option<Excerpt> {
         let starts = file.line_starts();
         let line_of = |at: usize| starts.partition_point(|&start| start <= at).saturating_sub(1);
         let range_of = |index: usize| starts[index]..starts.get(index + 1).copied().unwrap_or(text.len());
@@ -109,9 +108,38 @@ impl Excerpt {
     }
 }
 
+/// The text of a file as diagnostics show it: each character that would act on a
+/// terminal instead of showing (a C0 or C1 control but tab and line ends, DEL, a
+/// bidirectional override) replaced by a visible one of the same UTF-8 length, so
+/// that every offset and column stays. An infra.yml with `ESC[2J` or a bell in it is
+/// reported, not replayed on the reader's terminal or CI log.
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    let acts = |(at, c): (usize, char)| match c {
+        '\t' | '\n' => false,
+        '\r' => !text[at + 1..].starts_with('\n'),
+        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => true,
+        c => c.is_control(),
+    };
+    if !text.char_indices().any(acts) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let visible = text
+        .char_indices()
+        .map(|(at, c)| match c.len_utf8() {
+            _ if !acts((at, c)) => c,
+            1 => '?',
+            2 => '¿',
+            _ => '\u{fffd}',
+        })
+        .collect();
+    std::borrow::Cow::Owned(visible)
+}
+
 /// codespan's view of our [`SourceMap`], with the excerpts of one diagnostic.
 struct SourceFiles<'a> {
     sources: &'a SourceMap,
+    /// Each file's text as shown ([`shown`]).
+    texts: &'a [std::borrow::Cow<'a, str>],
     excerpts: Vec<Option<Excerpt>>,
 }
 
@@ -127,7 +155,7 @@ impl<'a> Files<'a> for SourceFiles<'a> {
     fn source(&'a self, id: usize) -> Result<&'a str, FilesError> {
         match self.excerpt(id) {
             Some(excerpt) => Ok(&excerpt.text),
-            None => Ok(&self.file(id)?.text),
+            None => self.texts.get(id).map(|text| text.as_ref()).ok_or(FilesError::FileMissing),
         }
     }
 
@@ -160,7 +188,11 @@ impl<'a> Files<'a> for SourceFiles<'a> {
 
 impl<'a> SourceFiles<'a> {
     /// The view for `diagnostic`: long lines it labels cut to windows.
-    fn for_diagnostic(sources: &'a SourceMap, diagnostic: &Diagnostic) -> SourceFiles<'a> {
+    fn for_diagnostic(
+        sources: &'a SourceMap,
+        texts: &'a [std::borrow::Cow<'a, str>],
+        diagnostic: &Diagnostic,
+    ) -> SourceFiles<'a> {
         let excerpts = sources
             .files()
             .map(|(file_id, file)| {
@@ -171,10 +203,10 @@ impl<'a> SourceFiles<'a> {
                     .filter(|label| label.span.file.0 as usize == id)
                     .flat_map(|label| [label.span.start, label.span.end])
                     .collect();
-                if points.is_empty() { None } else { Excerpt::new(file, &points) }
+                if points.is_empty() { None } else { Excerpt::new(file, &texts[id], &points) }
             })
             .collect();
-        SourceFiles { sources, excerpts }
+        SourceFiles { sources, texts, excerpts }
     }
 
     fn excerpt(&self, id: usize) -> Option<&Excerpt> {
@@ -236,8 +268,9 @@ fn to_codespan(diagnostic: &Diagnostic, files: &SourceFiles<'_>) -> CsDiagnostic
 pub fn to_text(sources: &SourceMap, diagnostics: &[Diagnostic], colour: bool) -> String {
     let config = Config::default();
     let mut out = String::new();
+    let texts: Vec<std::borrow::Cow<'_, str>> = sources.files().map(|(_, file)| shown(&file.text)).collect();
     for diagnostic in diagnostics {
-        let files = SourceFiles::for_diagnostic(sources, diagnostic);
+        let files = SourceFiles::for_diagnostic(sources, &texts, diagnostic);
         let codespan = to_codespan(diagnostic, &files);
         let rendered = if colour {
             let mut buffer = termcolor::Buffer::ansi();
@@ -420,4 +453,33 @@ pub fn to_sarif(sources: &SourceMap, diagnostics: &[Diagnostic]) -> String {
         }],
     });
     serde_json::to_string_pretty(&sarif).unwrap_or_default() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::{Options, compile_source};
+
+    #[test]
+    fn shown_text_keeps_every_offset() {
+        let text = "a\u{1b}[2J\u{7}b\r\n\tc\u{85}d\u{202e}e\u{7f}\rf\n";
+        let visible = shown(text);
+        assert_eq!(visible, "a?[2J?b\r\n\tc¿d\u{fffd}e??f\n");
+        assert_eq!(visible.len(), text.len());
+        assert!(text.char_indices().map(|(at, _)| at).all(|at| visible.is_char_boundary(at)));
+        assert!(matches!(shown("plain\r\ntext\t\n"), std::borrow::Cow::Borrowed(_)));
+    }
+
+    /// A file that holds terminal escapes is reported, not replayed: the rendered
+    /// diagnostics hold no control character but line ends (and, in colour, the
+    /// renderer's own escapes).
+    #[test]
+    fn source_lines_never_carry_terminal_escapes() {
+        let text = "project_name: \"x\\e[2J\"\nglobal: {addressing: {base_octet: 10, zone_base: 100}, default_os_image: tiny}\ndomains:\n  work:\n    description: \"bell \u{7} and \u{1b}]0;title\u{7}\"\n    machines: {web: {}}\n";
+        let compilation = compile_source("infra.yml", text, Options::default());
+        assert!(!compilation.diagnostics.is_empty());
+        let rendered = to_text(&compilation.sources, &compilation.diagnostics, false);
+        assert!(rendered.contains("bell ? and ?]0;title?"), "{rendered}");
+        assert!(!rendered.chars().any(|c| c.is_control() && c != '\n'), "{rendered:?}");
+    }
 }

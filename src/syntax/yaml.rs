@@ -967,8 +967,17 @@ impl<'a> Builder<'a> {
         }
         let (problem, label, help) = describe(kind);
         // granit reports a bad escape at the string's opening quote: find the escape.
-        let at = match bad_escape(self.text, offset) {
-            Some((start, end)) if is_escape_error(kind) => self.span(start, end),
+        let at = match (bad_escape(self.text, offset), kind) {
+            (Some((start, end)), kind) if is_escape_error(kind) => self.span(start, end),
+            // granit may report a control character at the start of the value it is in:
+            // point at the character itself, later on the line.
+            (_, ErrorKind::UnexpectedCharacter { character }) if character.is_control() => {
+                let line = self.text.get(offset..).and_then(|rest| rest.split('\n').next()).unwrap_or_default();
+                match line.find(*character) {
+                    Some(found) => self.span(offset + found, offset + found + character.len_utf8()),
+                    None => self.point(offset),
+                }
+            }
             _ => self.point(offset),
         };
         let mut diagnostic =
@@ -1241,6 +1250,13 @@ fn describe(kind: &ErrorKind) -> (String, String, String) {
             "a list item's `-` must be followed by a space",
             "Write `- item`, with a space after the dash.",
         ),
+        ErrorKind::UnexpectedCharacter { character } if character.is_control() => {
+            return (
+                format!("control character `{}` in the text", character.escape_default()),
+                "YAML text cannot hold this character as it is".into(),
+                "Write it as an escape in a double-quoted string (`\"\\x07\"`, `\"\\e\"`), or remove it.".into(),
+            );
+        }
         ErrorKind::UnexpectedCharacter { character } => {
             return (
                 format!("unexpected character `{}`", character.escape_default()),
@@ -1615,6 +1631,20 @@ domains:
                 "`0o7` reads differently in anklume (YAML 1.1)",
             ]
         );
+    }
+
+    /// A raw control character is reported where it is, plain or quoted, and the help
+    /// does not tell to quote what may be quoted already.
+    #[test]
+    fn a_control_character_is_pointed_at() {
+        for text in ["name: abcd\u{7}ef\n", "name: \"abcd\u{7}ef\"\n"] {
+            let (_, diagnostics) = read(text);
+            let diagnostic = diagnostics.first().unwrap_or_else(|| panic!("{text:?}: no diagnostic"));
+            assert_eq!(diagnostic.code.id, "E0001", "{text:?}");
+            assert!(diagnostic.message.contains("control character"), "{text:?}: {}", diagnostic.message);
+            assert_eq!(at(text, diagnostic.labels[0].span), "\u{7}", "{text:?}");
+            assert!(diagnostic.help.as_deref().is_some_and(|help| help.contains("escape")), "{text:?}");
+        }
     }
 
     #[test]
