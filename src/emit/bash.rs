@@ -44,7 +44,12 @@ impl std::fmt::Display for EmitError {
 impl std::error::Error for EmitError {}
 
 /// Quote a string as one bash word. Fails only on a NUL byte, which the checker
-/// rejects before a plan exists.
+/// rejects before a plan exists. A value with a character that would act on a
+/// terminal rather than show (a control character but tab and newline, a
+/// bidirectional override) is written `$'...'` with that character as `\xHH`
+/// escapes: the script is read before it runs, and such a value must not hide or
+/// rewrite a line of it. (A newline shows: a multi-line value, such as cloud-init
+/// user data, stays readable between single quotes.)
 pub fn shell_quote(value: &str) -> Result<String, EmitError> {
     quote(value).map(Cow::into_owned)
 }
@@ -68,6 +73,9 @@ fn quote(value: &str) -> Result<Cow<'_, str>, EmitError> {
 /// answers); anything else is shlex's.
 fn quote_into(value: &str, out: &mut String) -> Result<(), EmitError> {
     out.clear();
+    if value.chars().any(hides) {
+        return ansi_c_quote_into(value, out);
+    }
     if !value.is_empty() && value.bytes().all(bare) {
         out.push_str(value);
     } else if !value.bytes().any(|byte| matches!(byte, b'\'' | b'\\' | b'^' | 0)) {
@@ -79,6 +87,37 @@ fn quote_into(value: &str, out: &mut String) -> Result<(), EmitError> {
             shlex::try_quote(value).map_err(|_| EmitError(format!("cannot quote {value:?} for bash (NUL byte)")))?;
         out.push_str(&quoted);
     }
+    Ok(())
+}
+
+/// Whether `c` would act on a terminal rather than show (a carriage return rewrites
+/// the line it ends, an escape sequence anything).
+fn hides(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\t' | '\n')) || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `value` as bash's ANSI-C quoting, `$'...'`: `\\` and `\'` escaped, each character
+/// that [`hides`] written as the `\xHH` escapes of its UTF-8 bytes (bash reads at most
+/// two hex digits after `\x`, and writes the byte whatever the locale).
+fn ansi_c_quote_into(value: &str, out: &mut String) -> Result<(), EmitError> {
+    if value.contains('\0') {
+        return Err(EmitError(format!("cannot quote {value:?} for bash (NUL byte)")));
+    }
+    out.push_str("$'");
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            c if hides(c) => {
+                let mut bytes = [0; 4];
+                for byte in c.encode_utf8(&mut bytes).bytes() {
+                    out.push_str(&format!("\\x{byte:02x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
     Ok(())
 }
 
@@ -709,11 +748,50 @@ mod tests {
             }
         }
         let mut out = String::new();
-        for text in &texts {
+        // Values with a control character are ANSI-C quoted instead (next test).
+        for text in texts.iter().filter(|text| !text.chars().any(hides)) {
             let expected = shlex::try_quote(text).ok();
             assert_eq!(quote(text).ok(), expected, "{text:?}");
             assert_eq!(quote_into(text, &mut out).ok().map(|()| Cow::Borrowed(out.as_str())), expected, "{text:?}");
         }
+    }
+
+    /// A value with a control character (but tab and newline) or a bidirectional
+    /// override is one `$'...'` word with no raw control character, and bash reads it
+    /// back byte for byte.
+    #[test]
+    fn values_that_would_hide_a_line_are_ansi_c_quoted() {
+        let mut values: Vec<String> = (1..0x20_u8).chain([0x7f]).map(|b| format!("a{}b", char::from(b))).collect();
+        values.extend(
+            [
+                "line one\nincus delete --force web\r",
+                "it's \\ a \u{1b}[2J trap",
+                "\u{85}next line",
+                "rtl \u{202e}txt.exe",
+                "\u{1b}",
+                "tab\tonly",
+                "\x1b1f",
+            ]
+            .map(String::from),
+        );
+        let mut words = Vec::new();
+        for value in &values {
+            let word = shell_quote(value).unwrap_or_default();
+            if value.chars().any(hides) {
+                assert!(word.starts_with("$'") && word.ends_with('\''), "{value:?}: {word}");
+                assert!(!word.chars().any(hides), "{value:?}: {word:?}");
+            }
+            words.push(word);
+        }
+        // One printf of every word, each ended by a NUL (which no value holds).
+        let script = format!("printf '%s\\0' {}", words.join(" "));
+        let output = std::process::Command::new("bash").args(["-c", &script]).output().expect("bash runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let printed: Vec<&[u8]> = output.stdout.split(|&b| b == 0).collect();
+        for (value, printed) in values.iter().zip(&printed) {
+            assert_eq!(*printed, value.as_bytes(), "{value:?}");
+        }
+        assert!(shell_quote("a\u{7}\0").is_err(), "NUL is refused");
     }
 
     /// Every fixture's deploy.sh is the same whether its steps are rendered in one part
