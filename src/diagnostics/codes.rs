@@ -353,10 +353,10 @@ or one in a profile, is E0031; a value it refuses is E0033.)";
     CONTROL_CHARACTER = "W0009", Warning, "a value holds a control character",
 "The string holds a control character other than tab and newline (an escape, a bell, a
 carriage return, a C1 control). Incus stores it as it is, and deploy.sh passes it
-quoted, so nothing breaks on the way; but such characters are almost always a paste
-mistake, they are invisible in a terminal or rewrite what it shows (an escape sequence
-can hide the rest of a line during a review), and they reach the instance's
-configuration and tools that read it. The label gives the character and its position.
+quoted (as `$'...'` with `\\xHH` escapes, so the script itself shows no raw control
+character), so nothing breaks on the way; but such characters are almost always a
+paste mistake, they are invisible in a terminal or rewrite what it shows, and they
+reach the instance's configuration and tools that read it. The label gives the character and its position.
 (A NUL byte cannot be passed at all: E0030.)";
 
     CLOUD_INIT_YAML = "W0010", Warning, "a cloud-init document is malformed after its first node",
