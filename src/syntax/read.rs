@@ -254,6 +254,11 @@ impl Display for Place<'_> {
     }
 }
 
+/// Whether `text` is one or more ASCII digits.
+fn is_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit())
+}
+
 impl Reader<'_> {
     fn push(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
@@ -430,6 +435,19 @@ impl Reader<'_> {
             NodeKind::Scalar(scalar) if !scalar.quoted => match scalar.resolve() {
                 ScalarValue::Int(value) => return Some(Spanned::new(value, node.span)),
                 ScalarValue::Float(_) => Some("use a whole number".to_string()),
+                // Digits that do not fit in 64 bits are read as text: say what they are.
+                ScalarValue::Str(text) if is_digits(text.strip_prefix(['-', '+']).unwrap_or(text)) => {
+                    self.push(
+                        Diagnostic::new(
+                            codes::OUT_OF_RANGE,
+                            node.span,
+                            format!("{what} is out of range"),
+                            format!("beyond ±{}, the 64-bit integers", i64::MAX),
+                        )
+                        .with_help("Use the value the setting takes; see `anklumec explain E0020` for the ranges."),
+                    );
+                    return None;
+                }
                 _ => None,
             },
             NodeKind::Scalar(scalar) if scalar.text.trim().parse::<i64>().is_ok() => {
@@ -1622,6 +1640,20 @@ shared_volumes:
     }
 
     // ----- types -----
+
+    /// Digits past 64 bits are out of range, not "a string".
+    #[test]
+    fn integers_past_64_bits_are_out_of_range() {
+        for number in ["99999999999999999999999", "-99999999999999999999999", "+9223372036854775808"] {
+            let text = minimal(&format!("domains:\n  work:\n    subnet_id: {number}\n    machines: {{web: {{}}}}\n"));
+            let (infra, diagnostics) = read(&text);
+            let diagnostic = single(&diagnostics, codes::OUT_OF_RANGE);
+            assert_eq!(spanned(&text, diagnostic.primary_span()), number);
+            assert_eq!(diagnostic.message, "`subnet_id` is out of range");
+            assert!(with_code(&diagnostics, codes::WRONG_TYPE).is_empty(), "{number}");
+            assert!(domain(&infra, "work").subnet_id.is_none());
+        }
+    }
 
     #[test]
     fn wrong_types_are_reported_and_skipped() {

@@ -664,6 +664,13 @@ impl<'a> Builder<'a> {
         let Some(theirs) = yaml11_int(&scalar.text) else { return };
         let ours = match resolve_plain(&scalar.text) {
             ScalarValue::Int(value) => Some(i128::from(value)),
+            // Decimal digits past 64 bits: an integer in both readings (out of range
+            // wherever a number is read), no difference to report.
+            ScalarValue::Str(text)
+                if text.strip_prefix(['-', '+']).unwrap_or(text).bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                return;
+            }
             _ => None,
         };
         let (label, reads) = match (ours, theirs) {
