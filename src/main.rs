@@ -256,11 +256,24 @@ fn read_split(directory: &Path) -> Result<SplitInput, ExitCode> {
         )));
     }
     let mut domain_paths: Vec<PathBuf> = match std::fs::read_dir(directory.join("domains")) {
-        Ok(entries) => entries
-            .flatten()
-            .map(|entry| entry.path())
-            .filter(|path| path.is_file() && path.extension().is_some_and(|e| e == "yml"))
-            .collect(),
+        Ok(entries) => {
+            let mut paths: Vec<PathBuf> = entries.flatten().map(|entry| entry.path()).collect();
+            paths.sort();
+            // A file that looks meant to be read but is not says so (on standard error,
+            // like the diagnostics), rather than leaving a domain out without a word.
+            for path in &paths {
+                let extension = path.extension().and_then(|e| e.to_str());
+                if extension == Some("yaml") {
+                    eprintln!(
+                        "anklumec: warning: {} is not read: domain files end in .yml (rename it to read it)",
+                        path.display()
+                    );
+                } else if extension == Some("yml") && !path.is_file() {
+                    eprintln!("anklumec: warning: {} is not read: it is not a file (a dangling link?)", path.display());
+                }
+            }
+            paths.into_iter().filter(|path| path.is_file() && path.extension().is_some_and(|e| e == "yml")).collect()
+        }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(error) => return Err(usage_error(&format!("cannot read {}/domains: {error}", directory.display()))),
     };

@@ -258,3 +258,23 @@ fn the_output_cannot_replace_the_source() {
     let result = anklumec(&["infra.yml", "-o", "deploy.sh"], dir.path());
     assert_eq!(result.status.code(), Some(0), "{}", String::from_utf8_lossy(&result.stderr));
 }
+
+/// In a split `infra/` directory, a `*.yaml` domain file or a `*.yml` that is not a
+/// file (a dangling link) is not read, and the CLI says so instead of leaving a
+/// domain out without a word.
+#[test]
+fn a_split_directory_names_the_files_it_does_not_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/split/basic");
+    let infra = dir.path().join("infra");
+    std::fs::create_dir_all(infra.join("domains")).expect("domains");
+    for name in ["base.yml", "policies.yml", "domains/10-admin.yml", "domains/20-work.yml"] {
+        std::fs::copy(fixture.join(name), infra.join(name)).expect("copy");
+    }
+    std::fs::rename(infra.join("domains/20-work.yml"), infra.join("domains/20-work.yaml")).expect("rename");
+    std::os::unix::fs::symlink("gone.yml", infra.join("domains/30-lost.yml")).expect("symlink");
+    let result = anklumec(&["check", "infra"], dir.path());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("infra/domains/20-work.yaml is not read: domain files end in .yml"), "{stderr}");
+    assert!(stderr.contains("infra/domains/30-lost.yml is not read: it is not a file"), "{stderr}");
+}
