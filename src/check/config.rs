@@ -37,7 +37,7 @@ pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
         for machine in &domain.machines {
             for entry in &machine.config {
                 let Some(info) = known_key(entry, Owner::Machine, diagnostics) else { continue };
-                if info.applies.includes(machine.kind()) {
+                if machine.type_unknown || info.applies.includes(machine.kind()) {
                     let valid = check_value(entry, info, diagnostics);
                     if valid && info.settable == Settable::IncusState {
                         diagnostics.push(volatile_key(entry));
@@ -46,7 +46,9 @@ pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
                     diagnostics.push(wrong_type(machine, entry, info));
                 }
             }
-            check_profiles_reach(domain, machine, diagnostics);
+            if !machine.type_unknown {
+                check_profiles_reach(domain, machine, diagnostics);
+            }
         }
     }
 }

@@ -592,6 +592,9 @@ fn check_root_disk(domain: &Domain, machine: &Machine, generated: &[Generated], 
 
 /// A profile device of a type the machine does not support: Incus skips it (W0007).
 fn check_profile_devices_reach(domain: &Domain, machine: &Machine, diagnostics: &mut Diagnostics) {
+    if machine.type_unknown {
+        return;
+    }
     let kind = machine.kind();
     for (profile, reference) in used_profiles(domain, machine) {
         // A machine device of the same name replaces the profile's.

@@ -124,7 +124,10 @@ fn check_boot_and_snapshots(machine: &Machine, diagnostics: &mut Diagnostics) {
 
 fn check_isolation(domain: &Domain, machine: &Machine, diagnostics: &mut Diagnostics) {
     let trust = domain.trust();
-    if machine.kind() != InstanceType::Container || !matches!(trust, TrustLevel::Untrusted | TrustLevel::Disposable) {
+    if machine.type_unknown
+        || machine.kind() != InstanceType::Container
+        || !matches!(trust, TrustLevel::Untrusted | TrustLevel::Disposable)
+    {
         return;
     }
     let (span, label) = match &machine.instance_type {
@@ -309,7 +312,10 @@ fn used_profiles<'a>(domain: &'a Domain, machine: &Machine) -> Vec<&'a Profile> 
 }
 
 fn check_vm_memory(domain: &Domain, machine: &Machine, diagnostics: &mut Diagnostics) {
-    if machine.kind() != InstanceType::VirtualMachine || machine.config_value("limits.memory").is_some() {
+    if machine.type_unknown
+        || machine.kind() != InstanceType::VirtualMachine
+        || machine.config_value("limits.memory").is_some()
+    {
         return;
     }
     if used_profiles(domain, machine).iter().any(|p| p.config.iter().any(|c| c.key.value == "limits.memory")) {
@@ -409,6 +415,21 @@ fn check_gpu_policy(infra: &Infra, diagnostics: &mut Diagnostics) {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
+
+    /// A machine whose `type` is invalid (E0005, from the reader) is not taken for a
+    /// container: no type-dependent diagnostic follows (E0032 for a VM key, W0002 in an
+    /// untrusted domain, W0007 for a profile device, N0003).
+    #[test]
+    fn an_invalid_type_draws_no_type_dependent_diagnostic() {
+        let text = with_domains(
+            "  work:\n    trust_level: untrusted\n    profiles:\n      gpu:\n        devices:\n          g: {type: gpu}\n    machines:\n      web:\n        type: VM\n        profiles: [default, gpu]\n        config: {security.secureboot: \"false\", limits.cpu: \"2\"}\n      ok:\n        type: lxc\n        config: {security.secureboot: \"false\"}\n",
+        );
+        let compilation = crate::compile::compile_source("infra.yml", text.as_str(), Default::default());
+        let codes: Vec<&str> = compilation.diagnostics.iter().map(|d| d.code.id).collect();
+        assert_eq!(codes, ["E0005", "W0002", "E0032"], "{:#?}", summary(&compilation.diagnostics));
+        assert!(compilation.diagnostics[1].message.contains("`ok`"));
+        assert!(compilation.diagnostics[2].message.contains("`ok`"));
+    }
 
     #[test]
     fn boot_and_snapshot_values() {

@@ -244,6 +244,10 @@ pub struct Machine {
     pub snapshots_expiry: Option<Text>,
     pub storage_volumes: Vec<StorageVolume>,
     pub persistent_data: Vec<PersistentData>,
+    /// A `type` is written but is neither `lxc` nor `vm` (E0005): the checks that
+    /// depend on the instance type say nothing of this machine, rather than take it
+    /// for the default container.
+    pub type_unknown: bool,
 }
 
 impl Machine {

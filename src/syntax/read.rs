@@ -955,6 +955,7 @@ impl Reader<'_> {
             snapshots_expiry: None,
             storage_volumes: Vec::new(),
             persistent_data: Vec::new(),
+            type_unknown: false,
         };
         for entry in entries {
             let key = entry.key.value.as_str();
@@ -965,6 +966,7 @@ impl Reader<'_> {
                 "type" => {
                     machine.instance_type =
                         self.keyword(value, key, InstanceType::KEYWORDS, InstanceType::from_keyword);
+                    machine.type_unknown = machine.instance_type.is_none();
                 }
                 "ip" => machine.ip = self.string(value, what),
                 "os_image" => machine.os_image = self.string(value, what),
