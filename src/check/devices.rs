@@ -25,7 +25,6 @@ use crate::diagnostics::{Diagnostic, Diagnostics, codes};
 use crate::incus::config_keys::{self, ValueType};
 use crate::source::Span;
 use crate::syntax::ast::{ConfigEntry, Device, Domain, Infra, InstanceType, Machine, Profile, Text};
-use std::collections::BTreeMap;
 
 /// `nictype` values Incus 6.0 knows, and those that need a `parent`.
 pub const NIC_TYPES: &[&str] = &["bridged", "macvlan", "sriov", "physical", "ipvlan", "p2p", "routed", "ovn"];
@@ -33,6 +32,7 @@ const NIC_TYPES_WITH_PARENT: &[&str] = &["bridged", "macvlan", "sriov", "physica
 
 pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
     let resolution = addressing::resolve(infra);
+    let defaults = default_profile_devices();
     for (index, domain) in infra.domains.iter().enumerate() {
         for profile in &domain.profiles {
             let generated = if profile.name.value == "default" { default_profile_devices() } else { Vec::new() };
@@ -49,7 +49,7 @@ pub fn check(infra: &Infra, diagnostics: &mut Diagnostics) {
             for device in &machine.devices {
                 check_device(device, &generated, Some(machine), diagnostics);
             }
-            check_root_disk(domain, machine, &generated, diagnostics);
+            check_root_disk(domain, machine, &generated, &defaults, diagnostics);
             check_profile_devices_reach(domain, machine, diagnostics);
         }
         check_profile_devices_for_containers(domain, diagnostics);
@@ -65,10 +65,6 @@ struct Generated {
 }
 
 impl Generated {
-    fn copy(&self) -> Generated {
-        Generated { name: self.name.clone(), device_type: self.device_type, options: self.options.clone() }
-    }
-
     fn path(&self) -> Option<&str> {
         self.options.iter().find(|(name, _)| *name == "path").and_then(|(_, value)| value.as_deref())
     }
@@ -539,37 +535,68 @@ fn used_profiles<'a>(domain: &'a Domain, machine: &Machine) -> Vec<(&'a Profile,
 /// needs one from another profile or its own devices. Devices are taken as Incus
 /// merges them: profiles in order, then the machine's, a later device replacing an
 /// earlier one of the same name.
-fn check_root_disk(domain: &Domain, machine: &Machine, generated: &[Generated], diagnostics: &mut Diagnostics) {
+/// `defaults` are the devices anklumec generates in the `default` profile.
+fn check_root_disk(
+    domain: &Domain,
+    machine: &Machine,
+    generated: &[Generated],
+    defaults: &[Generated],
+    diagnostics: &mut Diagnostics,
+) {
+    // Most machines: the `default` profile's root disk, which nothing named `root`
+    // replaces.
+    let touches_root = |devices: &[Device]| devices.iter().any(|device| device.name.value == "root");
+    if machine.profiles.is_none()
+        && !touches_root(&machine.devices)
+        && domain.profile("default").is_none_or(|profile| !touches_root(&profile.devices))
+    {
+        return;
+    }
     let names: Vec<&str> = match &machine.profiles {
         Some(list) => list.value.iter().map(|name| name.value.as_str()).collect(),
         None => vec!["default"],
     };
-    let mut layers: Vec<(&[Device], Vec<Generated>)> = Vec::new();
+    let mut layers: Vec<(&[Device], &[Generated])> = Vec::with_capacity(names.len() + 1);
     for name in names {
         match (name, domain.profile(name)) {
-            ("default", profile) => {
-                layers.push((profile.map(|p| p.devices.as_slice()).unwrap_or_default(), default_profile_devices()))
-            }
-            (_, Some(profile)) => layers.push((&profile.devices, Vec::new())),
+            ("default", profile) => layers.push((profile.map(|p| p.devices.as_slice()).unwrap_or_default(), defaults)),
+            (_, Some(profile)) => layers.push((&profile.devices, &[])),
             // An unknown profile is E0015: what it would give is not known.
             (_, None) => return,
         }
     }
-    layers.push((&machine.devices, generated.iter().map(Generated::copy).collect()));
+    layers.push((&machine.devices, generated));
+    let known_type =
+        |device: &Device| device.device_type.as_ref().is_some_and(|t| crate::rules::is_device_type(&t.value));
     // A device without a known type is reported already; its effect is not known.
-    if layers.iter().flat_map(|(devices, _)| devices.iter()).any(|d| Effective::new(d, &[]).is_none()) {
+    if layers.iter().flat_map(|(devices, _)| devices.iter()).any(|device| !known_type(device)) {
         return;
     }
-    let mut root: BTreeMap<&str, bool> = BTreeMap::new();
-    for (devices, generated) in &layers {
-        for device in generated.iter().filter(|g| !devices.iter().any(|d| d.name.value == g.name)) {
-            root.insert(&device.name, device.device_type == "disk" && device.path() == Some("/"));
-        }
-        for device in *devices {
-            root.insert(&device.name.value, Effective::new(device, generated).is_some_and(|e| e.is_root_disk()));
+    // Each device name with whether its last definition is a root disk (a declared
+    // device takes the generated one's options when it does not set them).
+    let mut root: Vec<(&str, bool)> = Vec::new();
+    fn define<'n>(root: &mut Vec<(&'n str, bool)>, name: &'n str, is_root: bool) {
+        match root.iter_mut().find(|(known, _)| *known == name) {
+            Some(entry) => entry.1 = is_root,
+            None => root.push((name, is_root)),
         }
     }
-    if root.values().any(|&is_root| is_root) {
+    for &(devices, generated) in &layers {
+        for device in generated.iter().filter(|g| !devices.iter().any(|d| d.name.value == g.name)) {
+            define(&mut root, &device.name, device.device_type == "disk" && device.path() == Some("/"));
+        }
+        for device in devices {
+            let disk = device.device_type.as_ref().is_some_and(|t| t.value == "disk");
+            let path = device.option("path").map(|value| value.value.as_str()).or_else(|| {
+                generated
+                    .iter()
+                    .find(|g| g.name == device.name.value && g.device_type == "disk")
+                    .and_then(Generated::path)
+            });
+            define(&mut root, &device.name.value, disk && path == Some("/"));
+        }
+    }
+    if root.iter().any(|&(_, is_root)| is_root) {
         return;
     }
     let span = machine.profiles.as_ref().map_or(machine.name.span, |profiles| profiles.span);

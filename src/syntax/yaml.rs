@@ -138,10 +138,14 @@ fn yaml11_int(text: &str) -> Option<Option<i128>> {
         return None;
     }
     let digits = |body: &str, radix: u32| {
-        let clean: String = body.chars().filter(|&c| c != '_').collect();
-        (!body.is_empty() && body.chars().all(|c| c == '_' || c.is_digit(radix)))
-            .then(|| i128::from_str_radix(&clean, radix).ok())
-            .flatten()
+        if body.is_empty() || !body.chars().all(|c| c == '_' || c.is_digit(radix)) {
+            return None;
+        }
+        if body.contains('_') {
+            i128::from_str_radix(&body.replace('_', ""), radix).ok()
+        } else {
+            i128::from_str_radix(body, radix).ok()
+        }
     };
     let value = if let Some(body) = unsigned.strip_prefix("0b") {
         digits(body, 2)
