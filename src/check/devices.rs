@@ -543,6 +543,10 @@ fn check_root_disk(
     defaults: &[Generated],
     diagnostics: &mut Diagnostics,
 ) {
+    // A storage volume named `root` replacing the root disk is E0030 already.
+    if generated.iter().any(|device| device.name == "root") {
+        return;
+    }
     // Most machines: the `default` profile's root disk, which nothing named `root`
     // replaces.
     let touches_root = |devices: &[Device]| devices.iter().any(|device| device.name.value == "root");
