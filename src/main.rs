@@ -255,7 +255,7 @@ fn read_split(directory: &Path) -> Result<SplitInput, ExitCode> {
             directory.display()
         )));
     }
-    let mut domain_paths: Vec<PathBuf> = match std::fs::read_dir(directory.join("domains")) {
+    let domain_paths: Vec<PathBuf> = match std::fs::read_dir(directory.join("domains")) {
         Ok(entries) => {
             let mut paths: Vec<PathBuf> = entries.flatten().map(|entry| entry.path()).collect();
             paths.sort();
@@ -277,7 +277,6 @@ fn read_split(directory: &Path) -> Result<SplitInput, ExitCode> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(error) => return Err(usage_error(&format!("cannot read {}/domains: {error}", directory.display()))),
     };
-    domain_paths.sort();
     let policies = directory.join("policies.yml");
     Ok(SplitInput {
         directory: directory.display().to_string(),

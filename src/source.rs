@@ -54,6 +54,13 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
     Cow::Owned(escaped)
 }
 
+/// Whether `c` acts on a terminal rather than show: a control character other than
+/// tab and newline (an escape sequence can rewrite anything, a carriage return the
+/// line it ends), or a bidirectional override, which reorders what follows it.
+pub fn acts_on_terminal(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\t' | '\n')) || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// A value together with the span of the text it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Spanned<T> {

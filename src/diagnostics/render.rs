@@ -114,12 +114,8 @@ impl Excerpt {
 /// that every offset and column stays. An infra.yml with `ESC[2J` or a bell in it is
 /// reported, not replayed on the reader's terminal or CI log.
 fn shown(text: &str) -> std::borrow::Cow<'_, str> {
-    let acts = |(at, c): (usize, char)| match c {
-        '\t' | '\n' => false,
-        '\r' => !text[at + 1..].starts_with('\n'),
-        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => true,
-        c => c.is_control(),
-    };
+    // A carriage return that ends a CRLF line shows nothing: it stays.
+    let acts = |(at, c): (usize, char)| crate::source::acts_on_terminal(c) && !text[at..].starts_with("\r\n");
     if !text.char_indices().any(acts) {
         return std::borrow::Cow::Borrowed(text);
     }

@@ -19,7 +19,7 @@
 //! depend on how many parts or batches.
 
 use crate::plan::{Action, Config, Devices, NetworkSpec, Plan, ProjectSpec, Step};
-use crate::source::{Location, escape_controls};
+use crate::source::{Location, acts_on_terminal, escape_controls};
 use minijinja::value::{Enumerator, Object, Value};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, context};
 use std::borrow::Cow;
@@ -73,7 +73,7 @@ fn quote(value: &str) -> Result<Cow<'_, str>, EmitError> {
 /// answers); anything else is shlex's.
 fn quote_into(value: &str, out: &mut String) -> Result<(), EmitError> {
     out.clear();
-    if value.chars().any(hides) {
+    if value.chars().any(acts_on_terminal) {
         return ansi_c_quote_into(value, out);
     }
     if !value.is_empty() && value.bytes().all(bare) {
@@ -90,15 +90,10 @@ fn quote_into(value: &str, out: &mut String) -> Result<(), EmitError> {
     Ok(())
 }
 
-/// Whether `c` would act on a terminal rather than show (a carriage return rewrites
-/// the line it ends, an escape sequence anything).
-fn hides(c: char) -> bool {
-    (c.is_control() && !matches!(c, '\t' | '\n')) || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
 /// `value` as bash's ANSI-C quoting, `$'...'`: `\\` and `\'` escaped, each character
-/// that [`hides`] written as the `\xHH` escapes of its UTF-8 bytes (bash reads at most
-/// two hex digits after `\x`, and writes the byte whatever the locale).
+/// for which [`acts_on_terminal`] holds written as the `\xHH` escapes of its UTF-8
+/// bytes (bash reads at most two hex digits after `\x`, and writes the byte whatever
+/// the locale).
 fn ansi_c_quote_into(value: &str, out: &mut String) -> Result<(), EmitError> {
     if value.contains('\0') {
         return Err(EmitError(format!("cannot quote {value:?} for bash (NUL byte)")));
@@ -108,7 +103,7 @@ fn ansi_c_quote_into(value: &str, out: &mut String) -> Result<(), EmitError> {
         match c {
             '\\' => out.push_str("\\\\"),
             '\'' => out.push_str("\\'"),
-            c if hides(c) => {
+            c if acts_on_terminal(c) => {
                 let mut bytes = [0; 4];
                 for byte in c.encode_utf8(&mut bytes).bytes() {
                     out.push_str(&format!("\\x{byte:02x}"));
@@ -369,7 +364,7 @@ fn deploy_script_in_parts(plan: &Plan, parts: usize, batch: usize) -> Result<(St
         checks => checks.into_iter().map(Value::from_object).collect::<Vec<_>>(),
         steps => texts.into_iter().map(Value::from_object).collect::<Vec<_>>(),
     };
-    let template = environment.get_template("deploy.sh.j2").map_err(|error| EmitError(error.to_string()))?;
+    let template = template(&environment, "deploy.sh.j2")?;
     let mut script = Vec::with_capacity(size + 1);
     template.render_captured_to(context, &mut script).map_err(|error| EmitError(format!("{error:#}")))?;
     // minijinja drops the template's final newline, the script keeps it.
@@ -395,7 +390,7 @@ impl Rendered {
         context: Value,
         buffer: &mut Vec<u8>,
     ) -> Result<(), EmitError> {
-        let template = environment.get_template(name).map_err(|error| EmitError(error.to_string()))?;
+        let template = template(environment, name)?;
         buffer.clear();
         template.render_captured_to(context, &mut *buffer).map_err(|error| EmitError(format!("{error:#}")))?;
         let text = std::str::from_utf8(buffer).map_err(|error| EmitError(error.to_string()))?;
@@ -466,8 +461,12 @@ fn print(
     Ok(())
 }
 
+fn template<'e>(environment: &'e Environment<'_>, name: &str) -> Result<minijinja::Template<'e, 'e>, EmitError> {
+    environment.get_template(name).map_err(|error| EmitError(error.to_string()))
+}
+
 fn render(environment: &Environment<'_>, name: &str, context: Value) -> Result<String, EmitError> {
-    let template = environment.get_template(name).map_err(|error| EmitError(error.to_string()))?;
+    let template = template(environment, name)?;
     template.render(context).map_err(|error| EmitError(format!("{error:#}")))
 }
 
@@ -749,7 +748,7 @@ mod tests {
         }
         let mut out = String::new();
         // Values with a control character are ANSI-C quoted instead (next test).
-        for text in texts.iter().filter(|text| !text.chars().any(hides)) {
+        for text in texts.iter().filter(|text| !text.chars().any(acts_on_terminal)) {
             let expected = shlex::try_quote(text).ok();
             assert_eq!(quote(text).ok(), expected, "{text:?}");
             assert_eq!(quote_into(text, &mut out).ok().map(|()| Cow::Borrowed(out.as_str())), expected, "{text:?}");
@@ -777,9 +776,9 @@ mod tests {
         let mut words = Vec::new();
         for value in &values {
             let word = shell_quote(value).unwrap_or_default();
-            if value.chars().any(hides) {
+            if value.chars().any(acts_on_terminal) {
                 assert!(word.starts_with("$'") && word.ends_with('\''), "{value:?}: {word}");
-                assert!(!word.chars().any(hides), "{value:?}: {word:?}");
+                assert!(!word.chars().any(acts_on_terminal), "{value:?}: {word:?}");
             }
             words.push(word);
         }
