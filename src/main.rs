@@ -137,6 +137,9 @@ enum Emit {
     Inventory,
     /// destroy.sh, the reviewable bash script that removes what infra.yml declares.
     Destroy,
+    /// The domains' isolation as a host nftables ruleset (anklume's `inet anklume`
+    /// table), a backstop beside the Incus ACLs: load it with `nft -f`.
+    Nftables,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -335,7 +338,11 @@ fn run_compile(args: &CompileArgs) -> ExitCode {
     if args.emit == Emit::Inventory {
         return write_inventory(plan, args.output.as_deref());
     }
-    let rendered = if args.emit == Emit::Destroy { emit::destroy_script(plan) } else { emit::deploy_script(plan) };
+    let rendered = match args.emit {
+        Emit::Destroy => emit::destroy_script(plan),
+        Emit::Nftables => Ok(emit::nftables_ruleset(plan)),
+        _ => emit::deploy_script(plan),
+    };
     let script = match rendered {
         Ok(script) => script,
         Err(error) => return usage_error(&error.to_string()),

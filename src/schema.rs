@@ -40,7 +40,7 @@ pub use crate::rules::{
 };
 
 /// Network policy keys the checker requires (E0004).
-pub const NETWORK_POLICY_REQUIRED_KEYS: &[&str] = &["from", "to"];
+pub const NETWORK_POLICY_REQUIRED_KEYS: &[&str] = &["from", "to", "ports"];
 
 /// A place of infra.yml with a fixed set of keys: one reader list each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -255,7 +255,7 @@ pub const KEYS: &[Key] = &[
         Place::TopLevel,
         "network_policies",
         Kind::List(Place::NetworkPolicy),
-        "Traffic allowed between domains, machines and the host (anklume's nftables rules).",
+        "Traffic allowed between domains and machines. Every other flow between two domains is blocked by the Incus network ACL of each domain's bridge.",
     ),
     key(
         Place::TopLevel,
@@ -343,6 +343,12 @@ pub const KEYS: &[Key] = &[
         "incus_remote",
         Kind::Text,
         "anklumec extension: the incus remote this infrastructure lives on (`incus remote list`). deploy.sh and destroy.sh refuse to run unless it is the incus client's default remote; the inventory sets `ansible_incus_remote` to it; the runner (`apply`, `destroy`, `diff`) only speaks to the local server, so it accepts only `local`.",
+    ),
+    key(
+        Place::Global,
+        "network_isolation",
+        Kind::Boolean,
+        "anklumec extension: `false` deploys the domains without the network ACLs that isolate them from each other (default `true`); for servers that cannot enforce them (no `network_acl` API extension, no nftables firewall). Draws warning W0013.",
     ),
     key(
         Place::Global,

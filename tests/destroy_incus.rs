@@ -69,6 +69,12 @@ impl World {
         assert!(out.contains(&format!("removed   volume {work}/default/{tag}-data")), "{out}");
         assert!(out.contains(&format!("kept      volume {work}/default/{tag}-keep (still attached")), "{out}");
         assert!(exists(&["storage", "volume", "show", "default", &format!("{tag}-keep"), "--project", work]));
+        // Both bridges stay (their domains hold protected instances), under their ACLs.
+        for domain in [admin, work] {
+            let acl = format!("net-{domain}");
+            assert!(out.contains(&format!("kept      network ACL {acl} (still used by networks/{acl})")), "{out}");
+            assert!(exists(&["network", "acl", "show", &acl]), "{acl} still isolates its bridge");
+        }
     }
 
     /// After a forced run: every declared instance is gone; the stray keeps its project
@@ -90,6 +96,12 @@ impl World {
         assert!(exists(&["project", "show", work]));
         assert!(exists(&["network", "show", &format!("net-{work}")]), "the stray still uses its bridge");
         assert!(out.contains(&format!("kept      project {work} (not empty: it still holds 1 ")), "{out}");
+        // The removed bridge's ACL goes after it; the kept bridge keeps its own.
+        assert!(out.contains(&format!("removed   network ACL net-{admin}")), "{out}");
+        assert!(!exists(&["network", "acl", "show", &format!("net-{admin}")]), "the ACL of the removed bridge");
+        let kept = format!("net-{work}");
+        assert!(out.contains(&format!("kept      network ACL {kept} (still used by networks/{kept})")), "{out}");
+        assert!(exists(&["network", "acl", "show", &kept]), "the stray's bridge stays isolated");
     }
 }
 
@@ -140,6 +152,9 @@ fn runner_destroy_removes_what_is_declared_and_keeps_what_is_protected() {
     assert!(lines.contains(&format!("removed   project {admin}")), "{lines}");
     assert!(lines.contains(&format!("kept      project {work} (not empty")), "the stray stays\n{lines}");
     assert!(lines.contains(&format!("would run: DELETE /1.0/instances/{tag}-web?project={work}")), "{lines}");
+    // Predicted too: the emptied domain's bridge goes, then its ACL.
+    assert!(lines.contains(&format!("would run: DELETE /1.0/network-acls/net-{admin}")), "{lines}");
+    assert!(!lines.contains(&format!("would run: DELETE /1.0/network-acls/net-{work}")), "{lines}");
     assert!(world.has_instance(work, "web"), "still there after a dry run");
 
     let capture = Capture::default();

@@ -1,8 +1,8 @@
 //! `anklumec diff` on the real Incus server: a freshly deployed system shows no drift
 //! (exit 0); a limit set by hand, a stopped instance, a profile key removed by hand, an
 //! undeclared instance, a device option changed, a device added, the bridge's NAT
-//! switched on, an instance deleted each show as exactly one difference (exit 1), in
-//! text and JSON.
+//! switched on, a rule added to the bridge's ACL, an instance deleted each show as
+//! exactly one difference (exit 1), in text and JSON.
 //! Gated like every end-to-end test: skipped when no server answers, a failure when
 //! ANKLUMEC_E2E=1 and none answers.
 
@@ -135,6 +135,25 @@ fn diff_reports_nothing_after_deploy_then_exactly_what_changed_by_hand() {
     assert_eq!(code, 1, "{out}");
     assert_eq!(out, format!("network {bridge}: config ipv4.nat: declared \"false\", live \"true\"\n1 difference(s)\n"));
     assert!(incus(&["network", "set", &bridge, "ipv4.nat=false"]).status.success());
+
+    // A rule added by hand to the bridge's ACL (it opens the domain to everything).
+    let rule = ["action=allow", "source=10.0.0.0/8"];
+    let add = incus(&[&["network", "acl", "rule", "add", &bridge, "ingress"][..], &rule[..]].concat());
+    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    let drift = drift_json(&infra);
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert_eq!(
+        (&drift[0]["resource"], &drift[0]["name"], &drift[0]["kind"], &drift[0]["key"]),
+        (&"acl".into(), &bridge.clone().into(), &"rule".into(), &"ingress".into())
+    );
+    assert_eq!(drift[0]["declared"], Value::Null, "{drift:?}");
+    assert_eq!(
+        drift[0]["live"],
+        serde_json::json!({"action": "allow", "source": "10.0.0.0/8", "state": "enabled"}),
+        "{drift:?}"
+    );
+    let remove = incus(&[&["network", "acl", "rule", "remove", &bridge, "ingress"][..], &rule[..]].concat());
+    assert!(remove.status.success(), "{}", String::from_utf8_lossy(&remove.stderr));
 
     // An instance deleted by hand: missing.
     assert!(incus(&["delete", "--force", &web, "--project", &project]).status.success());

@@ -141,7 +141,7 @@ fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
 
 /// Is this incus call a read, a probe (`exec`) or a mutation? Reads: `list`, `info`,
 /// `query` without `-X` or with `-X GET`, and the show/get/list/info/get-property verbs
-/// of the config, profile, network, project, storage and image commands; everything
+/// of the config, profile, network (and `network acl`), project, storage and image commands; everything
 /// else mutates. tests/e2e/incus-log.sh implements the same rule in bash (for fault
 /// injection); `wrapper_and_test_classify_incus_calls_alike` checks they agree.
 fn classify(args: &[String]) -> &'static str {
@@ -165,6 +165,7 @@ fn classify(args: &[String]) -> &'static str {
         }
         Some("exec") => "probe",
         Some("config" | "profile" | "network") if words.get(1) == Some(&"device") => verb(words.get(2)),
+        Some("network") if words.get(1) == Some(&"acl") => verb(words.get(2)),
         Some("config" | "profile" | "network" | "project" | "image") => verb(words.get(1)),
         Some("storage") => verb(words.get(2)),
         _ => "mutating",
@@ -182,15 +183,23 @@ fn mutation_target(args: &[String]) -> (String, String, String) {
         (Some("profile"), Some("device")) => ("profile", word(3)),
         (Some("profile"), Some("assign" | "apply" | "add" | "remove")) => ("instance", word(2)),
         (Some("profile"), _) => ("profile", word(2)),
+        (Some("network"), Some("acl")) => ("acl", word(3)),
         (Some("network"), _) => ("network", word(2)),
         (Some("project"), _) => ("project", word(2)),
         (Some("storage"), Some("volume")) => ("volume", word(4).trim_start_matches("custom/").to_string()),
         (Some("create" | "init" | "launch"), _) => ("instance", word(2)),
         (Some("start" | "stop" | "restart" | "delete" | "rename"), _) => ("instance", word(1)),
+        // `query -X POST -d DOCUMENT /1.0/network-acls` or `-X PUT ... /1.0/network-acls/NAME`.
+        (Some("query"), Some(path)) if path.starts_with("/1.0/network-acls") => {
+            let named = flag_value(args, "-d")
+                .and_then(|document| serde_json::from_str::<Value>(document).ok())
+                .and_then(|document| document["name"].as_str().map(str::to_string));
+            ("acl", named.unwrap_or_else(|| path.rsplit('/').next().unwrap_or("?").to_string()))
+        }
         (Some(other), _) => (other, word(1)),
         (None, _) => ("?", "?".to_string()),
     };
-    let project = if matches!(kind, "network" | "project") { "default".to_string() } else { project };
+    let project = if matches!(kind, "network" | "project" | "acl") { "default".to_string() } else { project };
     (kind.to_string(), project, name)
 }
 
@@ -575,6 +584,10 @@ fn parse_origin(origin: &str, file: &str) -> Option<(usize, usize)> {
 fn declared_name(step: &str) -> String {
     let (kind, target) = step.split_once(' ').unwrap_or(("", step));
     let last = target.rsplit('/').next().unwrap_or(target);
+    // `network ACL net-p`: the domain's ACL, declared by the domain.
+    if let Some(acl) = target.strip_prefix("ACL ") {
+        return acl.trim_start_matches("net-").to_string();
+    }
     match kind {
         "network" => target.trim_start_matches("net-").to_string(),
         "project" => target.to_string(),
@@ -641,7 +654,14 @@ fn e2e_1_fresh_deploy_converges_to_infra_yml() {
         );
         assert_eq!(
             default["devices"]["eth0"],
-            json!({"type": "nic", "name": "eth0", "network": network}),
+            json!({
+                "type": "nic",
+                "name": "eth0",
+                "network": network,
+                "security.ipv4_filtering": "true",
+                "security.ipv6_filtering": "true",
+                "security.mac_filtering": "true",
+            }),
             "{project} default profile"
         );
     }
@@ -868,7 +888,18 @@ fn assert_failure_names_step(run: &Run, injected: &Call, infra: &str, what: &str
     );
     let mut argv = vec!["incus".to_string()];
     argv.extend(injected.args.iter().cloned());
-    assert_eq!(shlex::split(&command), Some(argv), "{what}: the reported command `{command}` is not the failed one");
+    assert_eq!(bash_words(&command), Some(argv), "{what}: the reported command `{command}` is not the failed one");
+}
+
+/// The words of a line quoted as bash's `${*@Q}` quotes them (`$'...'` included), as
+/// bash itself reads them.
+fn bash_words(line: &str) -> Option<Vec<String>> {
+    let output = Command::new("bash").arg("-c").arg(format!("printf '%s\\0' {line}")).output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let text = String::from_utf8(output.stdout).ok()?;
+    Some(text.split_terminator('\0').map(str::to_string).collect())
 }
 
 #[test]
@@ -1172,7 +1203,13 @@ fn sim_6_vm_late_agent_is_waited_for() {
     assert_eq!(sim.polls, 1, "RUNNING at the first poll");
     assert_eq!(sim.execs, 3, "agent probes: 2 failures, then an answer");
     assert!(sim.run.stdout.contains("agent     simvm/sim-vm answers"), "{}", sim.run.stdout);
-    assert_eq!(sim.run.summary(), Some("4 created, 0 changed, 0 unchanged"), "{}", sim.run.stdout);
+    assert_eq!(sim.run.summary(), Some("5 created, 0 changed, 0 unchanged"), "{}", sim.run.stdout);
+    // The domain's ACL, then its bridge under it (the simulator, as Incus, refuses a
+    // bridge that names an ACL it does not hold).
+    let acl = sim.calls.find("\"name\": \"net-simvm\"\n} /1.0/network-acls\n");
+    let bridge = sim.calls.find("network create net-simvm --type=bridge");
+    assert!(acl.is_some() && acl < bridge, "the ACL comes before its bridge:\n{}", sim.calls);
+    assert!(sim.calls.contains(" security.acls=net-simvm "), "{}", sim.calls);
 }
 
 #[test]
@@ -1350,6 +1387,11 @@ fn wrapper_and_test_classify_incus_calls_alike() {
         (&["stop", "web", "--project", "p"], "mutating"),
         (&["delete", "web", "--project", "p"], "mutating"),
         (&["exec", "vm", "--project", "p", "--disable-stdin", "--force-noninteractive", "--", "true"], "probe"),
+        (&["query", "-X", "POST", "-d", "{\n\t\"name\": \"net-p\"\n}", "/1.0/network-acls"], "mutating"),
+        (&["query", "-X", "PUT", "-d", "{\n\t\"name\": \"net-p\"\n}", "/1.0/network-acls/net-p"], "mutating"),
+        (&["query", "/1.0/network-acls/net-p"], "read"),
+        (&["network", "acl", "show", "net-p"], "read"),
+        (&["network", "acl", "delete", "net-p"], "mutating"),
     ];
     let dir = tempfile::tempdir().expect("temp dir");
     let wrapper = dir.path().join("incus");
@@ -1371,6 +1413,9 @@ fn wrapper_and_test_classify_incus_calls_alike() {
     assert_eq!(mutation_target(&calls[15].args), ("network".into(), "default".into(), "net-p".into()));
     assert_eq!(mutation_target(&calls[20].args), ("profile".into(), "p".into(), "default".into()));
     assert_eq!(mutation_target(&calls[26].args), ("instance".into(), "p".into(), "web".into()));
+    for acl in [41, 42, 45] {
+        assert_eq!(mutation_target(&calls[acl].args), ("acl".into(), "default".into(), "net-p".into()), "{acl}");
+    }
 }
 
 /// The fault injection refuses exactly the Nth mutating call, and reads do not count.

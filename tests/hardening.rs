@@ -17,7 +17,7 @@
 
 use anklumec::compile::{Compilation, Options, compile_source};
 use anklumec::diagnostics::render;
-use anklumec::emit::{deploy_script, plan_text};
+use anklumec::emit::{deploy_script, destroy_script, plan_text};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence, TestRunner};
@@ -1052,11 +1052,20 @@ fn regression_fixtures() {
 /// A stand-in `incus` (POSIX sh, for speed) that records the argv of every call,
 /// NUL-separated, each call ending with a `\n` field, and simulates a server:
 ///
-/// - empty (the default): nothing exists, every change succeeds;
+/// - empty (the default): nothing exists, every change succeeds, but network ACLs are
+///   modelled as Incus has them, in `calls.d` beside the log (one run's life): `incus
+///   query -X POST|PUT|DELETE` on `/1.0/network-acls` creates, replaces (the document
+///   as sent) or deletes one, `incus query /1.0/network-acls/NAME` prints it back as the
+///   incus client does (with `project` and a `used_by` of the bridges that name it),
+///   `incus network create|set` naming an ACL that does not exist fails as Incus does,
+///   and `incus network acl show|delete` sees the same ACLs (a delete of one in use fails);
 /// - `ANKLUMEC_TEST_STATE=populated`: everything exists with stale values and stamps,
 ///   every resource's managed-keys marker names `user.gone` and the device `gone-dev`,
 ///   and every device has another type than declared.
 ///
+/// `ANKLUMEC_TEST_SERVER` is what `incus query /1.0` prints (by default a server with
+/// the ACL extensions and the nftables firewall), `ANKLUMEC_TEST_ACL` what `incus query
+/// /1.0/network-acls/NAME` prints on a populated server (by default a stale ACL).
 /// `ANKLUMEC_TEST_LIST` is what `incus list --project P --format csv` prints, and
 /// `ANKLUMEC_TEST_NETWORK` what `incus network show` prints on a populated server (by
 /// default a created bridge that a profile uses); `ANKLUMEC_TEST_REMOTE` what `incus
@@ -1064,9 +1073,13 @@ fn regression_fixtures() {
 const STAND_IN_INCUS: &str = r#"#!/bin/sh
 { printf '%s\0' "$@"; printf '\n\0'; } >>"$ANKLUMEC_TEST_LOG"
 if [ "$1 $2" = "remote get-default" ]; then echo "${ANKLUMEC_TEST_REMOTE:-local}"; exit 0; fi
+SERVER=$(printf '{\n\t"api_extensions": [\n\t\t"network_acl",\n\t\t"network_bridge_acl"\n\t],\n\t"environment": {\n\t\t"firewall": "nftables"\n\t}\n}')
 if [ "${ANKLUMEC_TEST_STATE:-empty}" = populated ]; then
   case "$1 $2" in
-    "query /1.0") echo '{}' ;;
+    "query /1.0") printf '%s\n' "${ANKLUMEC_TEST_SERVER:-$SERVER}" ;;
+    "query /1.0/network-acls/"*) [ -n "${ANKLUMEC_TEST_ACL:-}" ] && printf '%s\n' "$ANKLUMEC_TEST_ACL" && exit 0
+      printf '{\n\t"config": {},\n\t"description": "stale",\n\t"egress": [],\n\t"ingress": [],\n\t"name": "stale",\n\t"project": "default",\n\t"used_by": []\n}\n' ;;
+    "network acl") [ "$3" = show ] && printf 'name: stale\nused_by: []\n' ;;
     "list --project") [ -n "${ANKLUMEC_TEST_LIST:-}" ] && printf '%s\n' "$ANKLUMEC_TEST_LIST" ;;
     "list ^"*) echo RUNNING ;;
     "image info") echo 'Type: virtual-machine' ;;
@@ -1086,8 +1099,71 @@ used_by:
   esac
   exit 0
 fi
+STORE=$ANKLUMEC_TEST_LOG.d
+mkdir -p "$STORE"
+nl='
+'
+# The bridges whose security.acls names the ACL $1, as its used_by lists them.
+users() {
+  for f in "$STORE"/net.*; do
+    [ -f "$f" ] && grep -qx "$1" "$f" && echo "/1.0/networks/${f##*/net.}"
+  done
+  return 0
+}
+# A network create or set ($1: its name, then its arguments): every ACL named must exist.
+bridge() {
+  net=$1; acls=-; shift
+  for kv in "$@"; do
+    case $kv in security.acls=*) acls=${kv#security.acls=} ;; esac
+  done
+  [ "$acls" = - ] && return 0
+  for acl in $(printf '%s' "$acls" | tr ',' ' '); do
+    [ -f "$STORE/acl.$acl" ] || { echo "Error: Network ACL \"$acl\" does not exist" >&2; exit 1; }
+  done
+  printf '%s' "$acls" | tr ',' '\n' >"$STORE/net.$net"
+}
+acl_absent() { echo 'Error: Network ACL not found' >&2; exit 1; }
+acl_delete() {
+  [ -f "$STORE/acl.$1" ] || acl_absent
+  [ -z "$(users "$1")" ] || { echo 'Error: Cannot delete an ACL that is in use' >&2; exit 1; }
+  rm -f "$STORE/acl.$1"
+}
+case "$1 $2 $3" in
+  "query -X POST")
+    [ "$4 $6" = "-d /1.0/network-acls" ] || exit 0
+    name=$(printf '%s\n' "$5" | sed -n 's/^[[:space:]]"name": "\(.*\)",\{0,1\}$/\1/p')
+    [ -n "$name" ] || { echo 'Error: No name provided' >&2; exit 1; }
+    [ ! -f "$STORE/acl.$name" ] || { echo 'Error: The network ACL already exists' >&2; exit 1; }
+    printf '%s' "$5" >"$STORE/acl.$name"
+    exit 0 ;;
+  "query -X PUT")
+    case $6 in /1.0/network-acls/*) ;; *) exit 0 ;; esac
+    [ -f "$STORE/acl.${6##*/}" ] || acl_absent
+    printf '%s' "$5" >"$STORE/acl.${6##*/}"
+    exit 0 ;;
+  "query -X DELETE")
+    case $4 in /1.0/network-acls/*) acl_delete "${4##*/}" ;; esac
+    exit 0 ;;
+  "network create "*) bridge "$3" "$@" ;;
+  "network set "*) bridge "$3" "$@" ;;
+  "network delete "*) rm -f "$STORE/net.$3" ;;
+  "network acl show")
+    [ -f "$STORE/acl.$4" ] || acl_absent
+    printf 'name: %s\nused_by:' "$4"
+    list=$(users "$4")
+    if [ -z "$list" ]; then echo ' []'; else printf '\n%s\n' "$list" | sed 's/^\//- \//'; fi
+    exit 0 ;;
+  "network acl delete") acl_delete "$4"; exit 0 ;;
+esac
 case "$1 $2" in
-  "query /1.0") echo '{}' ;;
+  "query /1.0") printf '%s\n' "${ANKLUMEC_TEST_SERVER:-$SERVER}" ;;
+  "query /1.0/network-acls/"*)
+    name=${2##*/}
+    [ -f "$STORE/acl.$name" ] || acl_absent
+    doc=$(cat "$STORE/acl.$name")
+    list=$(users "$name" | sed 's/.*/\t\t"&",/')
+    if [ -z "$list" ]; then used='[]'; else used="[$nl${list%,}$nl$(printf '\t')]"; fi
+    printf '%s,\n\t"project": "default",\n\t"used_by": %s\n}\n' "${doc%"$nl}"}" "$used" ;;
   "list --project") [ -n "${ANKLUMEC_TEST_LIST:-}" ] && printf '%s\n' "$ANKLUMEC_TEST_LIST" ;;
   "list ^"*) echo RUNNING ;;
   "image info") echo 'Type: virtual-machine' ;;
@@ -1127,6 +1203,13 @@ impl StandIn {
     }
 
     fn run(&self, script: &str, env: &[(&str, &str)]) -> Run {
+        // The modelled ACLs and bridges of the previous run go.
+        let _ = std::fs::remove_dir_all(self.dir.path().join("calls.d"));
+        self.rerun(script, env)
+    }
+
+    /// A run on what the previous run left of the modelled ACLs and bridges.
+    fn rerun(&self, script: &str, env: &[(&str, &str)]) -> Run {
         let log = self.dir.path().join("calls");
         let _ = std::fs::remove_file(&log);
         let script_path = self.dir.path().join("deploy.sh");
@@ -1172,21 +1255,23 @@ fn parse_calls(recorded: &[u8]) -> Vec<Vec<String>> {
     calls
 }
 
-/// The argv of calls that change Incus (everything but queries, lists, gets, shows,
+/// The argv of calls that change Incus (everything but GET queries, lists, gets, shows,
 /// `image info` and the agent probe).
 fn is_mutating(call: &[String]) -> bool {
     let words: Vec<&str> = call.iter().map(String::as_str).take(4).collect();
-    !matches!(
-        words.as_slice(),
-        ["query", ..]
-            | ["list", ..]
-            | ["image", "info", ..]
-            | ["exec", ..]
-            | [_, "show", ..]
-            | [_, "get", ..]
-            | [_, "device", "get", ..]
-            | ["storage", "volume", "show" | "get", ..]
-    )
+    // `incus query PATH` reads; `incus query -X METHOD ...` may change.
+    let read_query = matches!(words.as_slice(), ["query", path, ..] if path.starts_with('/'));
+    !read_query
+        && !matches!(
+            words.as_slice(),
+            ["list", ..]
+                | ["image", "info", ..]
+                | ["exec", ..]
+                | [_, "show", ..]
+                | [_, "get", ..]
+                | [_, "device", "get", ..]
+                | ["storage", "volume", "show" | "get", ..]
+        )
 }
 
 // =====================================================================================
@@ -2036,6 +2121,8 @@ fn without_jinja_comments(text: &str) -> String {
 /// line). A new helper fails this test until it is reviewed and added here.
 const GENERATED_COMMANDS: &[&str] = &[
     "ak_preflight",
+    "ak_check_isolation",
+    "ak_ensure_acl",
     "ak_load_instances",
     "ak_require_image",
     "ak_check_type",
@@ -2259,4 +2346,145 @@ proptest! {
         );
         check_pipeline(&text);
     }
+}
+
+/// The isolation's preflight: a server without the ACL extensions, or with another
+/// firewall driver, stops deploy.sh before any call that could change Incus, saying
+/// how to opt out, with or without DRY_RUN.
+#[test]
+fn a_server_that_cannot_isolate_stops_deploy_sh_in_preflight() {
+    let script = compile_to_script(TYPED);
+    let stand_in = StandIn::new();
+    let without = "{\n\t\"api_extensions\": [\n\t\t\"network_acl\"\n\t],\n\t\"environment\": {\n\t\t\"firewall\": \"nftables\"\n\t}\n}";
+    let xtables = "{\n\t\"api_extensions\": [\n\t\t\"network_acl\",\n\t\t\"network_bridge_acl\"\n\t],\n\t\"environment\": {\n\t\t\"firewall\": \"xtables\"\n\t}\n}";
+    for (server, says) in [(without, "network_bridge_acl"), (xtables, "\"firewall\": \"xtables\"")] {
+        for dry in ["0", "1"] {
+            let run = stand_in.run(&script, &[("ANKLUMEC_TEST_SERVER", server), ("DRY_RUN", dry)]);
+            let stderr = String::from_utf8_lossy(&run.output.stderr);
+            assert!(!run.output.status.success(), "{says}: {stderr}");
+            assert!(stderr.contains(says) && stderr.contains("global.network_isolation: false"), "{stderr}");
+            let mutating: Vec<_> = run.calls.iter().filter(|call| is_mutating(call)).collect();
+            assert!(mutating.is_empty(), "{says}: {mutating:?}");
+        }
+    }
+    // Without isolation, the same server is fine, and no ACL is asked for.
+    let off = compile_to_script(
+        &TYPED.replace("default_os_image: tiny", "default_os_image: tiny\n  network_isolation: false"),
+    );
+    let run = stand_in.run(&off, &[("ANKLUMEC_TEST_SERVER", without)]);
+    assert!(run.output.status.success(), "{}", String::from_utf8_lossy(&run.output.stderr));
+    assert!(!run.calls.iter().any(|call| call.iter().any(|word| word.contains("network-acls"))), "{:?}", run.calls);
+}
+
+/// An ACL is created when absent, left alone when the server holds exactly it, and
+/// replaced as a whole (one PUT of the same document) when it differs.
+#[test]
+fn an_acl_is_created_kept_or_replaced_whole() {
+    let script = compile_to_script(TYPED);
+    let stand_in = StandIn::new();
+    let acl_calls = |run: &Run| -> Vec<Vec<String>> {
+        run.calls.iter().filter(|call| call[0] == "query" && call[1] == "-X").cloned().collect()
+    };
+    let fresh = stand_in.run(&script, &[]);
+    assert!(fresh.output.status.success(), "{}", String::from_utf8_lossy(&fresh.output.stderr));
+    let created = acl_calls(&fresh);
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(&created[0][..2], ["query", "-X"]);
+    assert_eq!(created[0][2], "POST");
+    assert_eq!(created[0].last().map(String::as_str), Some("/1.0/network-acls"));
+    let document = created[0][4].clone();
+    let parsed: serde_json::Value = serde_json::from_str(&document).expect("the document is JSON");
+    assert_eq!(parsed["name"], "net-work");
+    assert_eq!(parsed["ingress"][0]["source"], "10.120.0.0/24");
+
+    // What the server prints when it holds exactly that ACL.
+    let held = format!(
+        "{},\n\t\"project\": \"default\",\n\t\"used_by\": [\n\t\t\"/1.0/networks/net-work\"\n\t]\n}}",
+        document.strip_suffix("\n}").expect("the document ends the object")
+    );
+    let same = stand_in.run(&script, &[("ANKLUMEC_TEST_STATE", "populated"), ("ANKLUMEC_TEST_ACL", &held)]);
+    assert!(same.output.status.success(), "{}", String::from_utf8_lossy(&same.output.stderr));
+    assert!(acl_calls(&same).is_empty(), "{:?}", acl_calls(&same));
+    assert!(String::from_utf8_lossy(&same.output.stdout).contains("unchanged network ACL net-work"));
+
+    let stale = stand_in.run(&script, &[("ANKLUMEC_TEST_STATE", "populated")]);
+    assert!(stale.output.status.success(), "{}", String::from_utf8_lossy(&stale.output.stderr));
+    let replaced = acl_calls(&stale);
+    assert_eq!(replaced.len(), 1, "{replaced:?}");
+    assert_eq!(replaced[0][2], "PUT");
+    assert_eq!(replaced[0][4], document);
+    assert_eq!(replaced[0].last().map(String::as_str), Some("/1.0/network-acls/net-work"));
+    assert!(String::from_utf8_lossy(&stale.output.stdout).contains("changed   network ACL net-work (rules)"));
+}
+
+/// On the stand-in's model of ACLs (kept from one run to the next): a fresh deploy
+/// creates the ACL before the bridge that names it (the stand-in, as Incus, refuses a
+/// bridge under an ACL it does not have); a rerun reads the ACL back and makes no call
+/// that could change it; a rule added by hand is put back by one PUT of the document,
+/// after which a rerun is quiet again; destroy.sh keeps an ACL that a bridge still names.
+#[test]
+fn a_rerun_on_a_converged_stand_in_makes_no_acl_change() {
+    let two = format!("{TYPED}  lab:\n    machines:\n      box: {{}}\n");
+    let script = compile_to_script(&two);
+    let stand_in = StandIn::new();
+    let begins =
+        |call: &[String], words: &[&str]| call.len() >= words.len() && call.iter().zip(words).all(|(a, b)| a == b);
+    let is_acl_change = |call: &Vec<String>| is_mutating(call) && call.iter().any(|word| word.contains("network-acls"));
+    let fresh = stand_in.run(&script, &[]);
+    assert!(fresh.output.status.success(), "{}", String::from_utf8_lossy(&fresh.output.stderr));
+    for bridge in ["net-work", "net-lab"] {
+        let position = |wanted: &dyn Fn(&Vec<String>) -> bool| fresh.calls.iter().position(wanted);
+        let acl = position(&|call| {
+            begins(call, &["query", "-X", "POST", "-d"]) && call[4].contains(&format!("\"name\": \"{bridge}\""))
+        });
+        let network = position(&|call| begins(call, &["network", "create", bridge]));
+        assert!(acl.is_some() && acl < network, "{bridge}: ACL at {acl:?}, bridge at {network:?}");
+        let create = &fresh.calls[network.expect("created")];
+        assert!(create.contains(&format!("security.acls={bridge}")), "{create:?}");
+    }
+
+    let rerun = stand_in.rerun(&script, &[]);
+    assert!(rerun.output.status.success(), "{}", String::from_utf8_lossy(&rerun.output.stderr));
+    let changes: Vec<&Vec<String>> = rerun.calls.iter().filter(|call| is_acl_change(call)).collect();
+    assert!(changes.is_empty(), "a converged ACL was changed: {changes:?}");
+    let stdout = String::from_utf8_lossy(&rerun.output.stdout);
+    for bridge in ["net-work", "net-lab"] {
+        assert!(stdout.contains(&format!("unchanged network ACL {bridge}")), "{stdout}");
+    }
+
+    // By hand: a rule that lets everything in, added to net-work.
+    let stored = stand_in.dir.path().join("calls.d/acl.net-work");
+    let document = std::fs::read_to_string(&stored).expect("the stand-in holds the ACL");
+    let opened = document.replacen(
+        "\"ingress\": [\n",
+        "\"ingress\": [\n\t\t{\n\t\t\t\"action\": \"allow\",\n\t\t\t\"state\": \"enabled\"\n\t\t},\n",
+        1,
+    );
+    assert_ne!(opened, document);
+    std::fs::write(&stored, &opened).expect("edit the ACL");
+    let repair = stand_in.rerun(&script, &[]);
+    assert!(repair.output.status.success(), "{}", String::from_utf8_lossy(&repair.output.stderr));
+    let changes: Vec<&Vec<String>> = repair.calls.iter().filter(|call| is_acl_change(call)).collect();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(begins(changes[0], &["query", "-X", "PUT"]), "{changes:?}");
+    assert_eq!(changes[0].last().map(String::as_str), Some("/1.0/network-acls/net-work"));
+    assert_eq!(std::fs::read_to_string(&stored).expect("the ACL"), document, "the declared rules are back");
+    let quiet = stand_in.rerun(&script, &[]);
+    assert!(!quiet.calls.iter().any(is_acl_change), "{:?}", quiet.calls);
+
+    // destroy.sh: the stand-in's bridges still name their ACLs (it says they are
+    // absent, so they are not removed), and an ACL in use is kept.
+    let plan = compile_source("infra.yml", two, Options::default()).plan.expect("a plan");
+    let destroy = destroy_script(&plan).expect("renders");
+    let run = stand_in.rerun(&destroy, &[]);
+    assert!(run.output.status.success(), "{}", String::from_utf8_lossy(&run.output.stderr));
+    let stdout = String::from_utf8_lossy(&run.output.stdout);
+    assert!(stdout.contains("kept      network ACL net-work (still used by networks/net-work)"), "{stdout}");
+    assert!(!run.calls.iter().any(|call| begins(call, &["network", "acl", "delete"])), "{:?}", run.calls);
+    // Once the bridge is gone, the ACL is removed.
+    std::fs::remove_file(stand_in.dir.path().join("calls.d/net.net-work")).expect("the bridge");
+    let run = stand_in.rerun(&destroy, &[]);
+    assert!(run.output.status.success(), "{}", String::from_utf8_lossy(&run.output.stderr));
+    assert!(run.calls.iter().any(|call| *call == ["network", "acl", "delete", "net-work"]), "{:?}", run.calls);
+    assert!(!stand_in.dir.path().join("calls.d/acl.net-work").exists());
 }

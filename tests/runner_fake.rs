@@ -12,6 +12,10 @@
 //! domain does not stop another; a converged fake gets zero mutating requests; a dry
 //! run sends none; an interrupt stops launching steps and lets the running one finish;
 //! `anklumec destroy` reports a failed removal and keeps what it still uses.
+//! Isolation: the fake holds network ACLs as Incus does (refusing a bridge that names a
+//! missing one, and the deletion of one in use); each ACL is created before its bridge,
+//! a hand-added rule is put back by one PUT, a server without the ACL extensions or
+//! nftables is refused before any change, and destroy removes ACLs after their bridges.
 //!
 //! benches/runner.rs reuses the fake (`#[path]`), hence the `pub` items.
 
@@ -38,6 +42,8 @@ struct Request {
     method: String,
     path: String,
     at: Instant,
+    /// The `name` of the request's body, if any (what a POST creates).
+    name: String,
 }
 
 struct Instance {
@@ -69,6 +75,9 @@ pub struct Behaviour {
     pub interrupt_on_create: Option<Arc<AtomicBool>>,
     /// Instance names whose deletion operation fails (changeable while the fake runs).
     pub fail_delete: Arc<Mutex<BTreeSet<String>>>,
+    /// The API extensions and firewall driver `GET /1.0` reports.
+    pub extensions: Vec<&'static str>,
+    pub firewall: &'static str,
 }
 
 impl Default for Behaviour {
@@ -82,6 +91,8 @@ impl Default for Behaviour {
             op_time: Duration::from_millis(20),
             interrupt_on_create: None,
             fail_delete: Arc::new(Mutex::new(BTreeSet::new())),
+            extensions: vec!["network_acl", "network_bridge_acl"],
+            firewall: "nftables",
         }
     }
 }
@@ -90,6 +101,7 @@ impl Default for Behaviour {
 struct World {
     projects: BTreeMap<String, Value>,
     networks: BTreeMap<String, Value>,
+    acls: BTreeMap<String, Value>,
     profiles: BTreeMap<(String, String), Value>,
     instances: BTreeMap<(String, String), Instance>,
     volumes: BTreeMap<(String, String, String), Value>,
@@ -250,7 +262,12 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
         let timeout = Duration::from_secs(params.get("timeout").and_then(|t| t.parse().ok()).unwrap_or(30));
         let deadline = Instant::now() + timeout;
         if let Ok(mut world) = shared.0.lock() {
-            world.requests.push(Request { method: method.clone(), path: target.clone(), at: Instant::now() });
+            world.requests.push(Request {
+                method: method.clone(),
+                path: target.clone(),
+                at: Instant::now(),
+                name: String::new(),
+            });
         }
         loop {
             let state =
@@ -285,12 +302,52 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
         }
     }
     let Ok(mut world) = shared.0.lock() else { return };
-    world.requests.push(Request { method: method.clone(), path: target.clone(), at: Instant::now() });
+    let name = body["name"].as_str().unwrap_or_default().to_string();
+    world.requests.push(Request { method: method.clone(), path: target.clone(), at: Instant::now(), name });
     let recursion = params.get("recursion") == Some(&"1");
     // `recursion=2` adds each instance's state (the runner asks it for the agents).
     let with_state = params.get("recursion") == Some(&"2");
     let (status, envelope) = match (method.as_str(), segments.as_slice()) {
-        ("GET", ["1.0"]) => sync(json!({"api_extensions": [], "environment": {"server_version": "6.0.4"}})),
+        ("GET", ["1.0"]) => sync(json!({
+            "api_extensions": behaviour.extensions,
+            "environment": {"server_version": "6.0.4", "firewall": behaviour.firewall},
+        })),
+        ("GET", ["1.0", "network-acls"]) if recursion => {
+            let acls: Vec<Value> = world.acls.keys().map(|name| acl_view(&world, name)).collect();
+            sync(Value::Array(acls))
+        }
+        ("GET", ["1.0", "network-acls", name]) => match world.acls.contains_key(*name) {
+            true => sync(acl_view(&world, name)),
+            false => error(404, "Network ACL not found"),
+        },
+        ("POST", ["1.0", "network-acls"]) => {
+            let name = body["name"].as_str().unwrap_or_default().to_string();
+            if world.acls.contains_key(&name) {
+                error(400, "The network ACL already exists")
+            } else {
+                world.acls.insert(name, body.clone());
+                (201, json!({"type": "sync", "status": "Success", "status_code": 200, "metadata": {}}))
+            }
+        }
+        ("PUT", ["1.0", "network-acls", name]) => match world.acls.get_mut(*name) {
+            Some(acl) => {
+                for key in ["description", "config", "egress", "ingress"] {
+                    acl[key] = body[key].clone();
+                }
+                sync(json!({}))
+            }
+            None => error(404, "Network ACL not found"),
+        },
+        ("DELETE", ["1.0", "network-acls", name]) => {
+            if !world.acls.contains_key(*name) {
+                error(404, "Network ACL not found")
+            } else if !acl_users(&world, name).is_empty() {
+                error(400, "Cannot delete an ACL that is in use")
+            } else {
+                world.acls.remove(*name);
+                sync(json!({}))
+            }
+        }
         ("GET", ["1.0", "projects"]) if recursion => sync(Value::Array(world.projects.values().cloned().collect())),
         ("POST", ["1.0", "projects"]) => {
             let name = body["name"].as_str().unwrap_or_default().to_string();
@@ -316,16 +373,23 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
             None => error(404, "Project not found"),
         },
         ("GET", ["1.0", "networks"]) if recursion => sync(Value::Array(world.networks.values().cloned().collect())),
+        ("POST", ["1.0", "networks"]) if missing_acl(&world, &body).is_some() => {
+            error(400, &format!("Network ACL {:?} does not exist", missing_acl(&world, &body).unwrap_or_default()))
+        }
         ("POST", ["1.0", "networks"]) => {
             let name = body["name"].as_str().unwrap_or_default().to_string();
             let mut network = body.clone();
             network["managed"] = json!(true);
+            network["config"] = without_empty_values(&body["config"]);
             world.networks.insert(name, network);
             (201, json!({"type": "sync", "status": "Success", "status_code": 200, "metadata": {}}))
         }
+        ("PUT", ["1.0", "networks", _]) if missing_acl(&world, &body).is_some() => {
+            error(400, &format!("Network ACL {:?} does not exist", missing_acl(&world, &body).unwrap_or_default()))
+        }
         ("PUT", ["1.0", "networks", name]) => match world.networks.get_mut(*name) {
             Some(network) => {
-                network["config"] = body["config"].clone();
+                network["config"] = without_empty_values(&body["config"]);
                 network["description"] = body["description"].clone();
                 sync(json!({}))
             }
@@ -566,6 +630,44 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
     };
     drop(world);
     respond(&stream, status, &envelope, false);
+}
+
+/// A network config as Incus stores it: a key set to the empty string is unset.
+fn without_empty_values(config: &Value) -> Value {
+    let kept = config.as_object().into_iter().flatten().filter(|(_, value)| *value != "");
+    Value::Object(kept.map(|(key, value)| (key.clone(), value.clone())).collect())
+}
+
+/// The first ACL a bridge's config names that does not exist.
+fn missing_acl(world: &World, network: &Value) -> Option<String> {
+    let names = network["config"]["security.acls"].as_str().unwrap_or_default();
+    names.split(',').filter(|name| !name.is_empty()).find(|name| !world.acls.contains_key(*name)).map(str::to_string)
+}
+
+/// The bridges whose `security.acls` names the ACL `name`.
+fn acl_users(world: &World, name: &str) -> Vec<String> {
+    world
+        .networks
+        .iter()
+        .filter(|(_, network)| {
+            network["config"]["security.acls"].as_str().unwrap_or_default().split(',').any(|acl| acl == name)
+        })
+        .map(|(network, _)| format!("/1.0/networks/{network}"))
+        .collect()
+}
+
+/// An ACL as the API returns it.
+fn acl_view(world: &World, name: &str) -> Value {
+    let stored = &world.acls[name];
+    json!({
+        "name": name,
+        "description": stored["description"],
+        "config": stored.get("config").cloned().unwrap_or(json!({})),
+        "egress": stored.get("egress").cloned().unwrap_or(json!([])),
+        "ingress": stored.get("ingress").cloned().unwrap_or(json!([])),
+        "project": "default",
+        "used_by": acl_users(world, name),
+    })
 }
 
 /// What a project holds, as Incus's `used_by` names it.
@@ -888,10 +990,11 @@ fn converged_fake_gets_zero_mutating_requests_and_dry_run_sends_none() {
     assert_eq!(report.mutating_requests, 0);
     assert_eq!((report.created, report.changed), (0, 0));
     assert!(report.unchanged >= 8, "{}", lines.join("\n"));
-    // One read per global list, three per project (profiles, instances, no volumes
-    // pools: two), one of the VM project's state for its agents, and nothing per
-    // instance.
-    assert!(second.len() <= 9, "a converged rerun reads each project once: {:#?}", second);
+    // One read per global list (projects, ACLs, networks), one of the server's
+    // features for the isolation preflight, three per project (profiles, instances, no
+    // volumes pools: two), one of the VM project's state for its agents, and nothing
+    // per instance.
+    assert!(second.len() <= 11, "a converged rerun reads each project once: {:#?}", second);
     assert_eq!(second.iter().filter(|r| r.path.contains("recursion=2")).count(), 1, "{second:#?}");
 }
 
@@ -982,7 +1085,7 @@ fn destroy_reports_a_failed_removal_keeps_what_it_uses_and_a_rerun_finishes() {
     let report = destroy(&plan, &options(true), &capture).expect("the run begins");
     assert!(report.was_interrupted() && report.mutating_requests == 0, "{:?}", capture.lines());
     assert!(
-        capture.lines().iter().any(|l| l.starts_with("interrupted: 6 resource(s) not reached")),
+        capture.lines().iter().any(|l| l.starts_with("interrupted: 8 resource(s) not reached")),
         "{:?}",
         capture.lines()
     );
@@ -999,7 +1102,14 @@ fn destroy_reports_a_failed_removal_keeps_what_it_uses_and_a_rerun_finishes() {
     assert!(origin.starts_with("infra.yml:") && message.contains("simulated failure"), "{origin}: {message}");
     assert!(lines.contains("kept      project other (not empty: it still holds 1 "), "{lines}");
     assert!(lines.contains("kept      network net-other (still in use)"), "{lines}");
-    for gone in ["removed   instance gone/ct01", "removed   project gone", "removed   network net-gone"] {
+    // A kept bridge keeps its domain isolated: its ACL stays.
+    assert!(lines.contains("kept      network ACL net-other (still used by networks/net-other)"), "{lines}");
+    for gone in [
+        "removed   instance gone/ct01",
+        "removed   project gone",
+        "removed   network net-gone",
+        "removed   network ACL net-gone",
+    ] {
         assert!(lines.contains(gone), "{gone}\n{lines}");
     }
     assert!(lines.contains("failed other/ct00") || lines.contains("  failed instance other/ct00"), "{lines}");
@@ -1009,8 +1119,136 @@ fn destroy_reports_a_failed_removal_keeps_what_it_uses_and_a_rerun_finishes() {
     let report = destroy(&plan, &options(false), &capture).expect("the run begins");
     let lines = capture.lines().join("\n");
     assert!(report.ok(), "{lines}");
-    assert_eq!((report.removed(), report.kept().len()), (3, 0), "ct00, project other, net-other\n{lines}");
+    assert_eq!((report.removed(), report.kept().len()), (4, 0), "ct00, project other, net-other and its ACL\n{lines}");
     let world = fake.world.0.lock().expect("fake state");
     assert!(world.instances.is_empty() && world.networks.is_empty(), "everything declared is gone");
+    assert!(world.acls.is_empty(), "every ACL is gone after its bridge");
     assert_eq!(world.projects.keys().collect::<Vec<_>>(), ["default"]);
+}
+
+/// Two domains and a policy between them: each bridge under its ACL.
+const ISOLATED: &str = "project_name: iso
+global:
+  addressing: {base_octet: 10, zone_base: 100}
+  default_os_image: tiny
+domains:
+  adm:
+    trust_level: admin
+    machines: {ctl: {ip: 10.100.0.10}}
+  web:
+    trust_level: trusted
+    machines: {www: {ip: 10.110.0.10}}
+network_policies:
+  - {from: ctl, to: www, ports: [22]}
+";
+
+/// The isolation on the fake: each ACL is created before the bridge that names it, a
+/// converged rerun sends nothing, and a rule added by hand is put back by one PUT.
+#[test]
+fn acls_are_created_before_their_bridges_and_hand_changes_are_put_back() {
+    let fake = Fake::start(Behaviour::default());
+    let plan = compile(ISOLATED);
+    // The fake, as Incus, refuses a bridge that names an ACL it does not have: the run
+    // succeeds only when each ACL comes first.
+    let (report, lines) = apply(&fake, &plan, 4);
+    assert!(report.ok(), "{}", lines.join("\n"));
+    let requests = fake.requests();
+    let created = mutating(&requests);
+    assert_eq!(created.iter().filter(|r| *r == "POST /1.0/network-acls").count(), 2, "{created:#?}");
+    // In request order: each domain's ACL is created before the bridge that names it
+    // (whatever the scheduler runs in between).
+    let position =
+        |path: &str, name: &str| requests.iter().position(|r| r.method == "POST" && r.path == path && r.name == name);
+    for domain in ["adm", "web"] {
+        let bridge = format!("net-{domain}");
+        let (acl, network) = (position("/1.0/network-acls", &bridge), position("/1.0/networks", &bridge));
+        assert!(acl.is_some() && network.is_some(), "{bridge} is created with its ACL: {created:#?}");
+        assert!(acl < network, "the ACL {bridge} comes before its bridge: {created:#?}");
+    }
+    {
+        let world = fake.world.0.lock().expect("fake state");
+        assert_eq!(world.acls.keys().collect::<Vec<_>>(), ["net-adm", "net-web"]);
+        let web = &world.acls["net-web"]["ingress"];
+        assert_eq!(web[1]["source"], "10.100.0.10");
+        assert_eq!(web[1]["destination"], "10.110.0.10");
+        assert_eq!(web[1]["destination_port"], "22");
+        assert_eq!(world.networks["net-web"]["config"]["security.acls"], "net-web");
+        assert_eq!(world.networks["net-web"]["config"]["security.acls.default.ingress.action"], "drop");
+    }
+
+    let before = fake.requests().len();
+    let (report, lines) = apply(&fake, &plan, 4);
+    assert!(report.ok(), "{}", lines.join("\n"));
+    assert_eq!(mutating(&fake.requests().split_off(before)), Vec::<String>::new(), "converged");
+
+    // By hand: a rule that opens web to the whole admin domain on every port.
+    fake.world.0.lock().expect("fake state").acls.get_mut("net-web").expect("ACL")["ingress"]
+        .as_array_mut()
+        .expect("rules")
+        .push(json!({"action": "allow", "source": "10.100.0.0/24", "state": "enabled"}));
+    let drift = anklumec::run::diff::diff(&plan, Some(fake.socket.clone())).expect("diff runs");
+    assert!(drift.iter().any(|d| d.resource == "acl" && d.name == "net-web" && d.kind == "rule"), "{drift:#?}");
+    let before = fake.requests().len();
+    let (report, lines) = apply(&fake, &plan, 4);
+    assert!(report.ok(), "{}", lines.join("\n"));
+    assert_eq!(mutating(&fake.requests().split_off(before)), ["PUT /1.0/network-acls/net-web"]);
+    assert_eq!(fake.world.0.lock().expect("fake state").acls["net-web"]["ingress"].as_array().map(Vec::len), Some(2));
+    let drift = anklumec::run::diff::diff(&plan, Some(fake.socket.clone())).expect("diff runs");
+    assert!(drift.is_empty(), "{drift:#?}");
+}
+
+/// A server that cannot enforce the isolation is refused before any change, with the
+/// way out; `network_isolation: false` deploys there (without ACLs).
+#[test]
+fn a_server_that_cannot_isolate_is_refused_before_any_change() {
+    for (extensions, firewall, missing) in [
+        (vec!["network_acl"], "nftables", "network_bridge_acl"),
+        (vec!["network_acl", "network_bridge_acl"], "xtables", "\"firewall\": \"xtables\""),
+    ] {
+        let fake = Fake::start(Behaviour { extensions, firewall, ..Behaviour::default() });
+        let plan = compile(ISOLATED);
+        let error = run::apply(&plan, &fake.options(4), &Capture::default()).expect_err("refused");
+        assert!(error.0.contains(missing) && error.0.contains("global.network_isolation: false"), "{error}");
+        assert_eq!(mutating(&fake.requests()), Vec::<String>::new(), "nothing changed");
+
+        let off =
+            compile(&ISOLATED.replace("default_os_image: tiny", "default_os_image: tiny\n  network_isolation: false"));
+        let (report, lines) = apply(&fake, &off, 4);
+        assert!(report.ok(), "{}", lines.join("\n"));
+        let world = fake.world.0.lock().expect("fake state");
+        assert!(
+            world.acls.is_empty()
+                && !world.networks["net-web"]["config"].as_object().is_some_and(|c| c.contains_key("security.acls"))
+        );
+    }
+}
+
+/// `anklumec destroy` of an isolated plan: each ACL goes after its bridge (Incus refuses
+/// to delete an ACL a bridge names); a domain that holds a protected instance keeps its
+/// project, its bridge and so its ACL, which the fake (as Incus) would refuse to delete.
+#[test]
+fn destroy_removes_acls_after_their_bridges_and_keeps_the_acl_of_a_kept_bridge() {
+    use anklumec::run::destroy::{DestroyOptions, destroy};
+    let fake = Fake::start(Behaviour::default());
+    // `www` may be deleted; `ctl` is protected (`ephemeral` defaults to false).
+    let plan = compile(&ISOLATED.replace("www: {ip: 10.110.0.10}", "www: {ip: 10.110.0.10, ephemeral: true}"));
+    let (report, lines) = apply(&fake, &plan, 4);
+    assert!(report.ok(), "{}", lines.join("\n"));
+    let before = fake.requests().len();
+    let options = DestroyOptions { socket: Some(fake.socket.clone()), ..DestroyOptions::default() };
+    let capture = Capture::default();
+    let report = destroy(&plan, &options, &capture).expect("the run begins");
+    let lines = capture.lines().join("\n");
+    assert!(report.ok(), "{lines}");
+    assert!(lines.contains("kept      network net-adm (still in use)"), "{lines}");
+    assert!(lines.contains("kept      network ACL net-adm (still used by networks/net-adm)"), "{lines}");
+    assert!(lines.contains("removed   network net-web") && lines.contains("removed   network ACL net-web"), "{lines}");
+    let deletes: Vec<String> = mutating(&fake.requests().split_off(before))
+        .into_iter()
+        .filter(|r| r.starts_with("DELETE /1.0/network"))
+        .collect();
+    assert_eq!(deletes, ["DELETE /1.0/networks/net-web", "DELETE /1.0/network-acls/net-web"], "{lines}");
+    let world = fake.world.0.lock().expect("fake state");
+    assert_eq!(world.acls.keys().collect::<Vec<_>>(), ["net-adm"], "the kept bridge stays isolated");
+    assert_eq!(world.networks["net-adm"]["config"]["security.acls"], "net-adm");
 }

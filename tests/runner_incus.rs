@@ -23,7 +23,7 @@ use anklumec::run::{self, Report};
 
 mod common;
 use common::{TestLock, assert_same_state, cleanup, empty_snapshot, incus_gate, query, query_ok, snapshot};
-use serde_json::Map;
+use serde_json::{Map, Value};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -114,6 +114,21 @@ impl Drop for World {
     }
 }
 
+/// The network ACLs of the prefix's domains (their bridges' names), as Incus holds them,
+/// by name (Incus lists them in the order they were created).
+fn acls(prefix: &str) -> Vec<Value> {
+    let all = query_ok("/1.0/network-acls?recursion=1");
+    let mut mine: Vec<Value> = all
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|acl| acl["name"].as_str().is_some_and(|name| name.starts_with(&format!("net-{prefix}"))))
+        .cloned()
+        .collect();
+    mine.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    mine
+}
+
 fn mutating(report: &Report) -> Vec<String> {
     report
         .requests
@@ -183,6 +198,8 @@ fn runner_1_end_state_equals_deploy_sh_and_reruns_send_no_mutation() {
     world.deploy_sh();
     let by_script = snapshot(&world.prefix, true);
     assert_eq!(by_script["projects"].as_object().map(Map::len), Some(2), "deploy.sh made both projects");
+    let acls_by_script = acls(&world.prefix);
+    assert_eq!(acls_by_script.len(), 2, "deploy.sh made each domain's ACL: {acls_by_script:#?}");
     let (report, lines) = world.apply(&plan);
     assert!(report.ok(), "runner over deploy.sh's deployment failed:\n{}", lines.join("\n"));
     assert_eq!(
@@ -202,6 +219,7 @@ fn runner_1_end_state_equals_deploy_sh_and_reruns_send_no_mutation() {
     assert!(lines.iter().any(|l| l.starts_with("running ")), "waited for the started instances:\n{}", lines.join("\n"));
     let by_runner = snapshot(&world.prefix, true);
     assert_same_state(&by_script, &by_runner, "the runner's deployment against deploy.sh's");
+    assert_eq!(acls(&world.prefix), acls_by_script, "the runner's ACLs against deploy.sh's");
 
     // A rerun of the runner: no mutating request, everything unchanged.
     let (report, lines) = world.apply(&plan);

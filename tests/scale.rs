@@ -72,6 +72,13 @@ impl Server {
                     }
                     lists.entry(&spec.name).or_default();
                 }
+                Action::EnsureAcl(spec) => {
+                    // As the incus client prints it: the document, then project and used_by.
+                    let document = anklumec::emit::acl_document(spec);
+                    let body = document.strip_suffix("\n}").expect("the document ends the object");
+                    let printed = format!("{body},\n\t\"project\": \"default\",\n\t\"used_by\": []\n}}");
+                    server.write(&format!("acl/{}", spec.name), &printed);
+                }
                 Action::EnsureNetwork(spec) => {
                     server.write(&format!("network/{}/show", spec.name), "managed: true\nstatus: Created\nused_by: []");
                     server.write(&format!("network/{}/description", spec.name), &spec.description);
@@ -152,7 +159,23 @@ fn a_10000_machine_script_parses_and_its_lines_stay_short() {
     let generated = &script[script.find("\nak_preflight\n").expect("the preflight call")..];
     let mut longest_word = 0;
     let mut steps = 0;
+    // One line, one command; but an ACL's document is one quoted word of many lines,
+    // from `ak_ensure_acl NAME '{` to `}'`.
+    let mut commands: Vec<String> = Vec::new();
+    let mut open_acl = false;
     for line in generated.lines() {
+        if open_acl {
+            let command = commands.last_mut().expect("the ACL's first line");
+            command.push('\n');
+            command.push_str(line);
+            open_acl = line != "}'";
+        } else {
+            open_acl = line.starts_with("ak_ensure_acl ") && line.ends_with("'{");
+            commands.push(line.to_string());
+        }
+    }
+    for line in &commands {
+        let line = line.as_str();
         let words = shlex::split(line).unwrap_or_else(|| panic!("one line, one command: {line}"));
         longest_word = longest_word.max(words.iter().map(String::len).max().unwrap_or(0));
         match words.first().map(String::as_str) {
@@ -181,8 +204,8 @@ fn the_commands_deploy_sh_runs_stay_short() {
     let (output, calls, mutations) = server.run(&script, &[("DRY_RUN", "1")]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    // Every instance, and every domain's project, bridge and default profile.
-    let summary = format!("{} created, 0 changed, 0 unchanged (dry run: nothing was changed)", 1_000 + 3 * 20);
+    // Every instance, and every domain's project, ACL, bridge and default profile.
+    let summary = format!("{} created, 0 changed, 0 unchanged (dry run: nothing was changed)", 1_000 + 4 * 20);
     assert!(stdout.contains(&summary), "{}", &stdout[stdout.len().saturating_sub(500)..]);
     assert!(mutations.is_empty(), "DRY_RUN=1 changed something: {:?}", &mutations[..1]);
     let would_run: Vec<&str> = stdout.lines().filter_map(|line| line.strip_prefix("  would run: ")).collect();
@@ -209,7 +232,7 @@ fn a_converged_rerun_costs_the_same_calls_for_100_or_1000_machines() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         assert!(mutations.is_empty(), "{machines} machines: a converged rerun changed {mutations:?}");
-        let unchanged = machines + 3 * projects;
+        let unchanged = machines + 4 * projects;
         let summary = format!("0 created, 0 changed, {unchanged} unchanged");
         assert!(stdout.lines().any(|line| line == summary), "{stdout}");
         let lists = calls.iter().filter(|call| call.starts_with("list --project")).count();

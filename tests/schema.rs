@@ -373,7 +373,10 @@ impl Tree {
                     ]),
                 )]),
             ),
-            ("network_policies", Tree::Seq(vec![map(vec![("from", raw("work")), ("to", raw("web"))])])),
+            (
+                "network_policies",
+                Tree::Seq(vec![map(vec![("from", raw("work")), ("to", raw("web")), ("ports", raw("all"))])]),
+            ),
             (
                 "shared_volumes",
                 map(vec![(
@@ -469,7 +472,7 @@ const SAMPLES: &[&str] = &[
     "{cpu: \"1\", memory: 4GiB}",
     "{mode: equal, overcommit: true}",
     "{base_octet: 10}",
-    "{from: work, to: web}",
+    "{from: work, to: web, ports: all}",
     "{web: {}}",
     "{limits.cpu: \"2\"}",
     "{security.nesting: true}",

@@ -11,6 +11,7 @@ mod addressing;
 mod config;
 mod conflicts;
 mod devices;
+mod isolation;
 mod machines;
 mod names;
 mod references;
@@ -24,7 +25,7 @@ type Pass = fn(&Infra, &mut Diagnostics);
 /// The passes, in the order their diagnostics are reported, in two halves of about
 /// equal work.
 const PASSES: [&[Pass]; 2] = [
-    &[names::check, addressing::check, references::check, machines::check],
+    &[names::check, addressing::check, references::check, isolation::check, machines::check],
     &[config::check, conflicts::check, devices::check, strings::check],
 ];
 

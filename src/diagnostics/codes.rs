@@ -64,7 +64,8 @@ an integer or a boolean. The label shows the value and the kind that was expecte
 
     MISSING_KEY = "E0004", Error, "a required key is missing",
 "Some keys are required: `project_name`, `global` and `domains` at the top level, and
-`from` and `to` in every network policy. Add the key where the label points. (A
+`from`, `to` and `ports` in every network policy (`ports: all` opens every port: a
+policy never opens everything by leaving it out). Add the key where the label points. (A
 missing `subnet_id` in legacy addressing is E0013; a device without `type` is E0028.)";
 
     INVALID_ENUM = "E0005", Error, "a value is not one of the allowed choices",
@@ -203,7 +204,8 @@ consumers of a shared volume must name a domain or a machine. The help suggests 
 closest known name.";
 
     INVALID_PORTS = "E0025", Error, "a network policy has invalid ports or protocol",
-"`ports` is `all` or a list of integers from 1 to 65535; `protocol` is `tcp` or `udp`.";
+"`ports` is `all` or a non-empty list of integers from 1 to 65535; `protocol` is `tcp`
+or `udp`. An empty list would open nothing: remove the policy instead.";
 
     NO_IMAGE = "E0026", Error, "a machine has no image",
 "Every machine needs an image: its own `os_image`, or `global.default_os_image`.";
@@ -300,6 +302,23 @@ named `root` removes it).
         type: vm
         profiles: [vm-resources]   # error: no root disk; use [default, vm-resources]";
 
+    POLICY_TARGET_NO_ADDRESS = "E0038", Error, "a network policy names a machine without a fixed address",
+"A policy that names a machine opens traffic from or to that machine's address only,
+so the machine needs one known when the deployment is compiled. In legacy addressing
+(`global.base_subnet`) a machine without `ip` takes a DHCP lease, which no rule can
+name. Give the machine an `ip`, or name its domain in the policy.
+
+    machines:
+      web: {}            # no ip: a DHCP lease
+    network_policies:
+      - from: admin
+        to: web          # error: give web an `ip`";
+
+    AMBIGUOUS_POLICY_TARGET = "E0039", Error, "a network policy names both a domain and a machine",
+"A policy's `from` or `to` names a domain or a machine. When a domain and a machine
+have the same name, the policy could mean the whole domain or one machine of it:
+rename the machine or the domain.";
+
     UNKNOWN_KEY = "W0001", Warning, "an unknown key is ignored",
 "infra.yml has a key that anklumec (and anklume) does not know. It is ignored, which
 usually means a typo: the help line suggests the closest known key and lists the keys
@@ -393,11 +412,20 @@ file would then give anklume another subnet, address or limit than anklumec.
 Write the number without a leading zero, underscore or colon, or quote it when the
 text is meant (`\"12:30\"`).";
 
+    NO_ISOLATION = "W0013", Warning, "the domains are not isolated from each other",
+"With `global.network_isolation: false` the domains' bridges get no network ACL: every
+machine can reach every machine of every domain, whatever its trust level, and
+`network_policies` have no effect. Use it only for a server that cannot enforce the
+isolation (deploy.sh and `anklumec apply` stop before any change on such a server,
+saying why, when the setting is left out); on such a server, `anklumec infra.yml
+--emit nftables -o isolation.nft` writes the same isolation as a host nftables ruleset
+(`nft -f isolation.nft`). Machines still cannot take each other's addresses (MAC and
+IPv4 filtering stay on).";
+
     NOT_ACTED_ON = "N0001", Note, "a key is accepted but anklumec does not act on it",
 "The key belongs to anklume's schema (or another anklume tool) and is type-checked,
 but the deployment plan anklumec produces does not use it: for example
-`network_policies` (firewall rules, applied by anklume's nftables tooling),
-`file_portal`, `ai_*` settings. It is reported so that nothing is dropped silently.";
+`shared_volumes`, `file_portal`, `ai_*` settings. It is reported so that nothing is dropped silently.";
 
     NORMALISED_VALUE = "N0002", Note, "a config value was normalised to a string",
 "Incus stores every configuration value as a string. An unquoted YAML boolean or
@@ -407,4 +435,12 @@ string Incus expects (`\"true\"`, `\"2\"`). Quote the value to silence this note
     VM_DEFAULT_MEMORY = "N0003", Note, "a VM gets Incus's default memory",
 "A VM without `limits.memory` (in its config or a profile) gets Incus's default of
 1 GiB, and one vCPU without `limits.cpu`.";
+
+    POLICY_NO_RULE = "N0004", Note, "a network policy needs no rule",
+"Each domain's bridge admits what comes from the domain itself and from the host (the
+host reaches a bridge through its gateway, inside the domain's subnet), and lets out
+what its machines send, to the host and through NAT. So a policy between two machines
+of one domain, or one that names `host`, opens nothing that is not open already, and
+anklumec makes no rule of it (as anklume's own nftables rules do). Traffic between
+domains is what the isolation blocks and what policies open.";
 }

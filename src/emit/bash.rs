@@ -18,6 +18,7 @@
 //! order; a step's text depends on nothing but the step, so the script does not
 //! depend on how many parts or batches.
 
+use super::acl_document::acl_document;
 use crate::plan::{Action, Config, Devices, NetworkSpec, Plan, ProjectSpec, Step};
 use crate::source::{Location, acts_on_terminal, escape_controls};
 use minijinja::value::{Enumerator, Object, Value};
@@ -361,6 +362,7 @@ fn deploy_script_in_parts(plan: &Plan, parts: usize, batch: usize) -> Result<(St
         waits => minijinja::value::Serde(&plan.waits),
         projects => projects,
         images => images,
+        isolation => plan.steps.iter().any(|step| matches!(step.action, Action::EnsureAcl(_))),
         checks => checks.into_iter().map(Value::from_object).collect::<Vec<_>>(),
         steps => texts.into_iter().map(Value::from_object).collect::<Vec<_>>(),
     };
@@ -524,6 +526,7 @@ fn render_cost(step: &Step) -> usize {
         Action::EnsureInstance(spec) => 6 + spec.config.len() + devices(&spec.devices),
         Action::EnsureProfile(spec) => 4 + spec.config.len() + devices(&spec.devices),
         Action::EnsureProject(_) | Action::EnsureNetwork(_) | Action::EnsureVolume(_) => 4,
+        Action::EnsureAcl(spec) => 4 + 9 * spec.ingress.len(),
         Action::StartInstance(_) => 3,
         Action::WaitRunning(_) | Action::WaitAgent(_) => 0,
     }
@@ -557,6 +560,10 @@ struct StepView {
     /// For each device, its name, type and `key=value` options: the arguments of one
     /// `ak_device` line each.
     devices: Option<Value>,
+    /// An ACL as the incus client prints it (one word).
+    document: Option<Word>,
+    /// An ACL's rules, for comment lines.
+    rules: Option<Value>,
 }
 
 const STEP_FIELDS: &[&str] = &[
@@ -576,6 +583,8 @@ const STEP_FIELDS: &[&str] = &[
     "config",
     "config_pairs",
     "devices",
+    "document",
+    "rules",
 ];
 
 impl Object for StepView {
@@ -602,6 +611,8 @@ impl Object for StepView {
             "config" => self.config.clone(),
             "config_pairs" => self.config_pairs.clone(),
             "devices" => self.devices.clone(),
+            "document" => word(&self.document),
+            "rules" => self.rules.clone(),
             _ => None,
         }
     }
@@ -631,6 +642,7 @@ fn push_decimal(number: usize, buffer: &mut String) {
 fn step_view(step: &Step, quoter: &mut Quoter) -> Result<Option<Value>, EmitError> {
     let (action, kind, path): (_, _, &[&str]) = match &step.action {
         Action::EnsureProject(spec) => ("ensure_project", "project ", &[&spec.name]),
+        Action::EnsureAcl(spec) => ("ensure_acl", "network ACL ", &[&spec.name]),
         Action::EnsureNetwork(spec) => ("ensure_network", "network ", &[&spec.name]),
         Action::EnsureVolume(spec) => ("ensure_volume", "volume ", &[&spec.project, "/", &spec.pool, "/", &spec.name]),
         Action::EnsureProfile(spec) => ("ensure_profile", "profile ", &[&spec.project, "/", &spec.name]),
@@ -657,6 +669,8 @@ fn step_view(step: &Step, quoter: &mut Quoter) -> Result<Option<Value>, EmitErro
         config: None,
         config_pairs: None,
         devices: None,
+        document: None,
+        rules: None,
     };
     match &step.action {
         Action::EnsureProject(ProjectSpec { name, description, config })
@@ -664,6 +678,16 @@ fn step_view(step: &Step, quoter: &mut Quoter) -> Result<Option<Value>, EmitErro
             view.name = Some(quoter.word(name)?);
             view.description = Some(quoter.word(description)?);
             view.config = Some(quoter.pairs(config)?);
+        }
+        Action::EnsureAcl(spec) => {
+            view.name = Some(quoter.word(&spec.name)?);
+            view.document = Some(quoter.word(&acl_document(spec))?);
+            let rules: Vec<Value> = spec
+                .ingress
+                .iter()
+                .map(|rule| Note::new(&format!("{}  ({})", rule.summary(), rule.description)).0)
+                .collect();
+            view.rules = Some(Value::from(rules));
         }
         Action::EnsureVolume(spec) => {
             view.project = Some(quoter.word(&spec.project)?);

@@ -34,6 +34,7 @@ pub fn plan_text(plan: &Plan) -> String {
     for (index, step) in plan.steps.iter().enumerate() {
         let line = match &step.action {
             Action::EnsureProject(spec) => format!("ensure project {}", spec.name),
+            Action::EnsureAcl(spec) => format!("ensure network ACL {}", spec.name),
             Action::EnsureNetwork(spec) => format!("ensure bridge {}", spec.name),
             Action::EnsureProfile(spec) => format!("ensure profile {}/{}", spec.project, spec.name),
             Action::EnsureVolume(spec) => format!("ensure volume {}/{}/{}", spec.project, spec.pool, spec.name),
@@ -56,6 +57,14 @@ pub fn plan_text(plan: &Plan) -> String {
             Action::EnsureProject(spec) => {
                 description(w, &spec.description);
                 config(w, &spec.config);
+            }
+            Action::EnsureAcl(spec) => {
+                description(w, &spec.description);
+                let _ = writeln!(w, "        ingress: drop unless:");
+                for rule in &spec.ingress {
+                    let _ = writeln!(w, "          {}  ({})", rule.summary(), rule.description);
+                }
+                let _ = writeln!(w, "        egress: allow");
             }
             Action::EnsureNetwork(spec) => {
                 description(w, &spec.description);

@@ -4,18 +4,20 @@
 //! every reference resolves, every address is assigned. Policy lives here (defaults,
 //! anklume's naming, which Incus keys a setting becomes); back ends only follow the plan.
 
+mod isolation;
 mod naming;
 
 pub use naming::{MAX_BRIDGE_NAME, anklume_bridge_name, bridge_name, project_name};
 
 use crate::addressing::{self, DomainAddressing, MachineAddress};
 use crate::plan::{
-    Action, Config, Device, Devices, DomainInfo, ImageRef, ImageUse, InstanceSpec, InstanceTarget, NetworkSpec, Plan,
-    ProfileSpec, ProjectSpec, Provisioning, SCHEMA_VERSION, SourceInfo, Step, VolumeSpec, Wait, WaitSpec, Waits,
+    AclSpec, Action, Config, Device, Devices, DomainInfo, ImageRef, ImageUse, InstanceSpec, InstanceTarget,
+    NetworkSpec, Plan, ProfileSpec, ProjectSpec, Provisioning, SCHEMA_VERSION, SourceInfo, Step, VolumeSpec, Wait,
+    WaitSpec, Waits,
 };
 use crate::source::{SourceMap, Span, Spanned};
 use crate::syntax::ast::{self, Infra, InstanceType};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The storage pool root disks and volumes use unless `global.storage_pool` says otherwise.
 pub const DEFAULT_STORAGE_POOL: &str = "default";
@@ -51,6 +53,15 @@ fn lower_in_groups(infra: &Infra, sources: &SourceMap, source: SourceInfo, parts
         waits,
         pool: infra.global.storage_pool.as_ref().map_or(DEFAULT_STORAGE_POOL, |p| p.value.as_str()),
         global_nat: infra.global.nat.as_ref().is_none_or(|n| n.value),
+        acls: HashMap::new(),
+    };
+    let acls = isolation::acls(infra, &resolution.domains);
+    let isolation: Vec<AclSpec> =
+        infra.domains.iter().filter_map(|domain| acls.get(domain.name.value.as_str()).cloned()).collect();
+    let context = if infra.global.network_isolation.as_ref().is_none_or(|i| i.value) {
+        Context { acls, ..context }
+    } else {
+        context
     };
     let domains: Vec<_> =
         infra.domains.iter().zip(&resolution.domains).filter(|(domain, _)| domain.is_enabled()).collect();
@@ -100,6 +111,7 @@ fn lower_in_groups(infra: &Infra, sources: &SourceMap, source: SourceInfo, parts
         waits,
         images: images.into_values().collect(),
         steps,
+        isolation,
         provisioning,
     }
 }
@@ -121,6 +133,8 @@ struct Context<'a> {
     waits: Waits,
     pool: &'a str,
     global_nat: bool,
+    /// Each isolated domain's ACL, by domain name (none when isolation is off).
+    acls: HashMap<&'a str, AclSpec>,
 }
 
 /// The steps and facts of a group of domains, each list in declaration order.
@@ -153,6 +167,7 @@ struct DomainNames {
     bridge: String,
     project_id: String,
     network_id: String,
+    acl_id: String,
 }
 
 impl DomainNames {
@@ -161,7 +176,8 @@ impl DomainNames {
         let bridge = bridge_name(&domain.name.value);
         let project_id = concat(&["project:", &project]);
         let network_id = concat(&["network:", &bridge]);
-        DomainNames { project, bridge, project_id, network_id }
+        let acl_id = concat(&["acl:", &bridge]);
+        DomainNames { project, bridge, project_id, network_id, acl_id }
     }
 }
 
@@ -184,7 +200,16 @@ impl Context<'_> {
             out.provisioning.push(domain_info(domain, addressing, &names));
             out.domain_steps.push(self.project_step(domain, &names));
             let Some(subnet) = addressing.subnet else { continue };
-            out.domain_steps.push(self.network_step(domain, subnet, &names));
+            let acl = self.acls.get(domain.name.value.as_str());
+            if let Some(acl) = acl {
+                out.domain_steps.push(self.step(
+                    names.acl_id.clone(),
+                    vec![],
+                    domain.name.span,
+                    Action::EnsureAcl(acl.clone()),
+                ));
+            }
+            out.domain_steps.push(self.network_step(domain, subnet, &names, acl));
             self.profile_steps(domain, &names, &mut out.domain_steps);
             for (machine, address) in domain.machines.iter().zip(&addressing.machines) {
                 let address = address.and_then(MachineAddress::address);
@@ -217,21 +242,32 @@ impl Context<'_> {
         )
     }
 
-    fn network_step(&self, domain: &ast::Domain, subnet: addressing::Subnet, names: &DomainNames) -> Step {
+    /// The domain's bridge, under its ACL when it has one.
+    fn network_step(
+        &self,
+        domain: &ast::Domain,
+        subnet: addressing::Subnet,
+        names: &DomainNames,
+        acl: Option<&AclSpec>,
+    ) -> Step {
         let nat = domain.nat.as_ref().map_or(self.global_nat, |n| n.value);
+        let mut config = config([
+            ("ipv4.address", subnet.gateway_cidr()),
+            ("ipv4.dhcp.ranges", subnet.dhcp_range()),
+            ("ipv4.nat", bool_text(nat).to_string()),
+            ("ipv6.address", "none".to_string()),
+        ]);
+        for (key, value) in isolation::bridge_keys(acl.map(|acl| acl.name.as_str())) {
+            config.insert(key.to_string(), value);
+        }
         self.step(
             names.network_id.clone(),
-            vec![],
+            acl.map(|_| names.acl_id.clone()).into_iter().collect(),
             domain.name.span,
             Action::EnsureNetwork(NetworkSpec {
                 name: names.bridge.clone(),
                 description: format!("anklume domain {}", domain.name.value),
-                config: config([
-                    ("ipv4.address", subnet.gateway_cidr()),
-                    ("ipv4.dhcp.ranges", subnet.dhcp_range()),
-                    ("ipv4.nat", bool_text(nat).to_string()),
-                    ("ipv6.address", "none".to_string()),
-                ]),
+                config,
             }),
         )
     }
@@ -242,7 +278,7 @@ impl Context<'_> {
         // domain's NIC, then whatever the domain declares under `profiles: default`.
         let mut default_devices = Devices::new();
         default_devices.insert("root".into(), device("disk", [("path", "/"), ("pool", self.pool)]));
-        default_devices.insert("eth0".into(), device("nic", [("name", "eth0"), ("network", names.bridge.as_str())]));
+        default_devices.insert("eth0".into(), domain_nic(&names.bridge, None));
         let declared_default = domain.profile("default");
         let default = ProfileSpec {
             project: names.project.clone(),
@@ -295,13 +331,8 @@ impl Context<'_> {
 
         let mut devices = Devices::new();
         if let Some(address) = address {
-            devices.insert(
-                "eth0".into(),
-                device(
-                    "nic",
-                    [("ipv4.address", dotted(address).as_str()), ("name", "eth0"), ("network", names.bridge.as_str())],
-                ),
-            );
+            // A whole device: it replaces the profile's `eth0`, filtering included.
+            devices.insert("eth0".into(), domain_nic(&names.bridge, Some(&dotted(address))));
         }
         for volume in &machine.storage_volumes {
             let volume_pool = volume.pool.as_ref().map_or(self.pool, |p| p.value.as_str());
@@ -495,6 +526,19 @@ fn device<const N: usize>(device_type: &str, options: [(&str, &str); N]) -> Devi
         device_type: device_type.to_string(),
         options: options.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
     }
+}
+
+/// The `eth0` of a domain's machines: on the domain's bridge, with anti-spoofing on
+/// (and the machine's static address, for an instance's own device).
+fn domain_nic(bridge: &str, address: Option<&str>) -> Device {
+    let mut nic = device("nic", [("name", "eth0"), ("network", bridge)]);
+    if let Some(address) = address {
+        nic.options.insert("ipv4.address".into(), address.to_string());
+    }
+    for (key, value) in isolation::NIC_FILTERING {
+        nic.options.insert(key.to_string(), value.to_string());
+    }
+    nic
 }
 
 /// Declared devices over generated ones: a declared device of the same name keeps the

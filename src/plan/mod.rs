@@ -11,13 +11,13 @@ mod sorted;
 pub use sorted::SortedMap;
 
 use crate::source::Location;
-use crate::syntax::ast::InstanceType;
+use crate::syntax::ast::{InstanceType, Protocol};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::net::Ipv4Addr;
 
 /// Bumped whenever the JSON form of [`Plan`] changes incompatibly.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Incus configuration: key → string value, sorted (as Incus stores them).
 pub type Config = SortedMap<String, String>;
@@ -38,6 +38,10 @@ pub struct Plan {
     /// them before changing anything (the air-gapped case).
     pub images: Vec<ImageUse>,
     pub steps: Vec<Step>,
+    /// The rules that isolate each enabled domain, in declaration order, whether or
+    /// not the plan enforces them: with `global.network_isolation: false` there is no
+    /// `EnsureAcl` step, and `--emit nftables` still writes them for the host.
+    pub isolation: Vec<AclSpec>,
     /// What provisioning needs after deployment (the Ansible inventory back end):
     /// anklume's domains and connection settings, which are not Incus state.
     pub provisioning: Provisioning,
@@ -164,6 +168,7 @@ pub struct Step {
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     EnsureProject(ProjectSpec),
+    EnsureAcl(AclSpec),
     EnsureNetwork(NetworkSpec),
     EnsureProfile(ProfileSpec),
     EnsureVolume(VolumeSpec),
@@ -188,6 +193,55 @@ pub struct NetworkSpec {
     pub name: String,
     pub description: String,
     pub config: Config,
+}
+
+/// The network ACL that isolates one domain: its bridge drops whatever enters it
+/// towards an instance unless a rule here allows it (`security.acls.default.ingress.action=drop`),
+/// and lets out what its instances send (egress `allow`). Lives in the `default`
+/// project, named like the bridge; the back ends own it whole (its rules, description
+/// and config are replaced when they differ).
+#[derive(Clone, Debug, Serialize)]
+pub struct AclSpec {
+    pub name: String,
+    pub description: String,
+    /// Rules on traffic from the bridge towards its instances, in order: the domain's
+    /// own subnet first (its machines and the host, through the gateway), then one rule
+    /// a policy that reaches the domain.
+    pub ingress: Vec<AclRule>,
+}
+
+/// One `allow` rule of an ACL; an absent field matches anything.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AclRule {
+    /// A subnet (`10.100.0.0/24`) or one address (`10.100.0.3`).
+    pub source: Option<String>,
+    /// One instance's address, when the rule opens one machine rather than the domain.
+    pub destination: Option<String>,
+    pub protocol: Option<Protocol>,
+    /// Incus's list form, `80,443`; absent opens every port.
+    pub destination_port: Option<String>,
+    pub description: String,
+}
+
+impl AclRule {
+    /// `allow from 10.100.0.0/24 to 10.120.0.5 tcp port 80,443`: the rule for people
+    /// (`anklumec plan`, the comments of deploy.sh).
+    pub fn summary(&self) -> String {
+        let mut text = String::from("allow from ");
+        text.push_str(self.source.as_deref().unwrap_or("anywhere"));
+        if let Some(destination) = &self.destination {
+            text.push_str(" to ");
+            text.push_str(destination);
+        }
+        match (self.protocol, &self.destination_port) {
+            (Some(protocol), Some(ports)) => {
+                text.push_str(&format!(" {} port {ports}", protocol.keyword()));
+            }
+            (Some(protocol), None) => text.push_str(&format!(" {}, every port", protocol.keyword())),
+            (None, _) => text.push_str(", every protocol"),
+        }
+        text
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -293,11 +347,13 @@ pub enum TeardownPhase {
     Profiles,
     Projects,
     Networks,
+    /// After the bridges: Incus refuses to delete an ACL a bridge still names.
+    Acls,
 }
 
 impl Plan {
     /// What a teardown removes (destroy.sh and `anklumec destroy`), in the order it
-    /// removes it: instances, volumes, profiles, projects, then bridges; within a phase,
+    /// removes it: instances, volumes, profiles, projects, bridges, then ACLs; within a phase,
     /// the reverse of the plan's order. A project's `default` profile is left out: Incus
     /// refuses to delete it and it goes with its project.
     pub fn teardown(&self) -> Vec<(TeardownPhase, &Step)> {
@@ -312,6 +368,7 @@ impl Plan {
                     Action::EnsureProfile(spec) if spec.name != "default" => TeardownPhase::Profiles,
                     Action::EnsureProject(_) => TeardownPhase::Projects,
                     Action::EnsureNetwork(_) => TeardownPhase::Networks,
+                    Action::EnsureAcl(_) => TeardownPhase::Acls,
                     _ => return None,
                 };
                 Some((phase, step))

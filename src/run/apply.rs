@@ -9,10 +9,12 @@
 //! converged object in one request; a resource whose stamp matches gets no request.
 
 use super::client::{Client, Error, encode};
-use super::state::{Config as LiveConfig, InstanceState, RawDevice, RawDevices, State, parse_instance, parse_profile};
+use super::state::{
+    AclState, Config as LiveConfig, InstanceState, RawDevice, RawDevices, State, parse_instance, parse_profile,
+};
 use crate::plan::{
-    Config, Devices, ImageRef, InstanceSpec, InstanceTarget, NetworkSpec, ProfileSpec, ProjectSpec, Step, VolumeSpec,
-    WaitSpec,
+    AclRule, AclSpec, Config, Devices, ImageRef, InstanceSpec, InstanceTarget, NetworkSpec, ProfileSpec, ProjectSpec,
+    Step, VolumeSpec, WaitSpec,
 };
 use crate::syntax::ast::InstanceType;
 use serde_json::{Map, Value, json};
@@ -346,6 +348,87 @@ pub fn ensure_network(ctx: &Ctx, spec: &NetworkSpec) -> Result<Outcome, StepErro
         description: Some(&spec.description),
     };
     resource.ensure(ctx, existing, &spec.config)
+}
+
+/// The rules of an ACL as the API holds them: `allow`, `enabled`, and only the fields
+/// the rule sets (the API leaves empty ones out).
+pub fn acl_rules(rules: &[AclRule]) -> Vec<Value> {
+    rules
+        .iter()
+        .map(|rule| {
+            let mut object = Map::new();
+            object.insert("action".into(), "allow".into());
+            let fields = [
+                ("description", Some(rule.description.as_str()).filter(|d| !d.is_empty())),
+                ("destination", rule.destination.as_deref()),
+                ("destination_port", rule.destination_port.as_deref()),
+                ("protocol", rule.protocol.map(|p| p.keyword())),
+                ("source", rule.source.as_deref()),
+            ];
+            for (key, value) in fields {
+                if let Some(value) = value {
+                    object.insert(key.into(), value.into());
+                }
+            }
+            object.insert("state".into(), "enabled".into());
+            Value::Object(object)
+        })
+        .collect()
+}
+
+/// A rule as read, without the fields the API sends empty.
+pub fn live_rule(rule: &Value) -> Value {
+    match rule {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, value)| !matches!(value, Value::String(s) if s.is_empty()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// What differs between an ACL as read and as declared (`description`, `config`,
+/// `egress`, `ingress`): the runner owns an isolation ACL whole.
+pub fn acl_differences(live: &AclState, spec: &AclSpec) -> Vec<String> {
+    let mut what = Vec::new();
+    if live.description != spec.description {
+        what.push("description".to_string());
+    }
+    if !live.config.is_empty() {
+        what.push("config".to_string());
+    }
+    if !live.egress.is_empty() {
+        what.push("egress".to_string());
+    }
+    if live.ingress.iter().map(live_rule).collect::<Vec<_>>() != acl_rules(&spec.ingress) {
+        what.push("ingress".to_string());
+    }
+    what
+}
+
+pub fn ensure_acl(ctx: &Ctx, spec: &AclSpec) -> Result<Outcome, StepError> {
+    let body = json!({
+        "name": spec.name,
+        "description": spec.description,
+        "config": {},
+        "egress": [],
+        "ingress": acl_rules(&spec.ingress),
+    });
+    match ctx.state.acls.get(&spec.name) {
+        None => {
+            ctx.mutate("POST", "/1.0/network-acls", body, UPDATE_DEADLINE)?;
+            Ok(Outcome::Created)
+        }
+        Some(live) => {
+            let what = acl_differences(live, spec);
+            if !what.is_empty() {
+                ctx.mutate("PUT", &format!("/1.0/network-acls/{}", encode(&spec.name)), body, UPDATE_DEADLINE)?;
+            }
+            Ok(changed_or_unchanged(what))
+        }
+    }
 }
 
 pub fn ensure_volume(ctx: &Ctx, spec: &VolumeSpec) -> Result<Outcome, StepError> {
@@ -777,6 +860,7 @@ pub fn run_step(ctx: &Ctx, step: &Step, note: Note) -> Result<Outcome, StepError
     use crate::plan::Action;
     match &step.action {
         Action::EnsureProject(spec) => ensure_project(ctx, spec),
+        Action::EnsureAcl(spec) => ensure_acl(ctx, spec),
         Action::EnsureNetwork(spec) => ensure_network(ctx, spec),
         Action::EnsureProfile(spec) => ensure_profile(ctx, spec),
         Action::EnsureVolume(spec) => ensure_volume(ctx, spec),

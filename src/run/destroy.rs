@@ -233,6 +233,7 @@ impl Teardown<'_> {
             Action::EnsureProfile(spec) => self.profile(&spec.project, &spec.name),
             Action::EnsureProject(spec) => self.project(&spec.name),
             Action::EnsureNetwork(spec) => self.network(&spec.name),
+            Action::EnsureAcl(spec) => self.acl(&spec.name),
             _ => Ok(Verdict::Absent),
         }
         .map_err(|error| error.to_string())
@@ -359,6 +360,29 @@ impl Teardown<'_> {
         }
         if self.users(&network, &[]) > 0 {
             return Ok(Verdict::Kept("still in use".into()));
+        }
+        self.mutate("DELETE", &path, None)?;
+        // Its ACL is free now (a dry run counts it so too, as the real run would).
+        self.mark_gone(used_by_key(&path));
+        Ok(Verdict::Removed)
+    }
+
+    /// A network ACL, once no bridge names it: Incus refuses to delete one in use, and
+    /// a bridge kept above (its domain holds a protected instance) stays isolated.
+    fn acl(&self, name: &str) -> Result<Verdict, Error> {
+        let path = format!("/1.0/network-acls/{}", encode(name));
+        let Some(acl) = self.read(&path)? else { return Ok(Verdict::Absent) };
+        let gone = self.gone.lock().map(|gone| gone.clone()).unwrap_or_default();
+        let users: Vec<&str> = acl["used_by"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|url| !gone.contains(&used_by_key(url)))
+            .map(|url| url.strip_prefix("/1.0/").unwrap_or(url))
+            .collect();
+        if !users.is_empty() {
+            return Ok(Verdict::Kept(format!("still used by {}", users.join(" "))));
         }
         self.mutate("DELETE", &path, None)?;
         Ok(Verdict::Removed)

@@ -25,13 +25,14 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// One difference between the plan and the live state.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Drift {
-    /// `project`, `network`, `profile`, `volume`, `instance`.
+    /// `project`, `acl`, `network`, `profile`, `volume`, `instance`.
     pub resource: &'static str,
     /// The project (None for projects and networks).
     pub project: Option<String>,
     pub name: String,
     /// `missing`, `extra`, `unmanaged`, `type`, `config`, `device`, `profiles`,
-    /// `description`, `status`.
+    /// `description`, `status`, `rules` (an ACL's `description`, `config`, `egress` or
+    /// `ingress`, named by `key`).
     pub kind: &'static str,
     /// The config key, or the device name.
     pub key: Option<String>,
@@ -240,6 +241,37 @@ pub fn compare(plan: &Plan, state: &State) -> Vec<Drift> {
                 let make = || Drift::new("project", None, &spec.name, "config");
                 compare_config(&spec.config, &live.config, |_| false, make, &mut out);
                 description(&spec.description, &live.description, "project", None, &spec.name, &mut out);
+            }
+            Action::EnsureAcl(spec) => {
+                let Some(live) = state.acls.get(&spec.name) else {
+                    out.push(Drift::new("acl", None, &spec.name, "missing"));
+                    continue;
+                };
+                // Rule by rule: what is declared and not live, then what is live and
+                // not declared (a rule added or changed by hand).
+                let declared = super::apply::acl_rules(&spec.ingress);
+                let live_ingress: Vec<Value> = live.ingress.iter().map(super::apply::live_rule).collect();
+                let make = || Drift::new("acl", None, &spec.name, "rule").key("ingress");
+                for rule in declared.iter().filter(|rule| !live_ingress.contains(rule)) {
+                    out.push(make().values(rule.clone(), Value::Null));
+                }
+                for rule in live_ingress.iter().filter(|rule| !declared.contains(rule)) {
+                    out.push(make().values(Value::Null, rule.clone()));
+                }
+                if declared.len() == live_ingress.len()
+                    && declared.iter().all(|rule| live_ingress.contains(rule))
+                    && declared != live_ingress
+                {
+                    out.push(make().values(json!(declared), json!(live_ingress)));
+                }
+                for rule in &live.egress {
+                    out.push(
+                        Drift::new("acl", None, &spec.name, "rule").key("egress").values(Value::Null, rule.clone()),
+                    );
+                }
+                let make = || Drift::new("acl", None, &spec.name, "config");
+                compare_config(&Config::new(), &live.config, |_| true, make, &mut out);
+                description(&spec.description, &live.description, "acl", None, &spec.name, &mut out);
             }
             Action::EnsureNetwork(spec) => {
                 let Some(live) = state.networks.get(&spec.name) else {

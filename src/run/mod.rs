@@ -155,6 +155,7 @@ impl std::error::Error for RunError {}
 pub fn step_title(step: &Step) -> String {
     match &step.action {
         Action::EnsureProject(spec) => format!("project {}", spec.name),
+        Action::EnsureAcl(spec) => format!("network ACL {}", spec.name),
         Action::EnsureNetwork(spec) => format!("network {}", spec.name),
         Action::EnsureProfile(spec) => format!("profile {}/{}", spec.project, spec.name),
         Action::EnsureVolume(spec) => format!("volume {}/{}/{}", spec.project, spec.pool, spec.name),
@@ -248,6 +249,31 @@ pub(crate) fn connect(socket: Option<PathBuf>, plan: &Plan) -> Result<Client, Ru
     Ok(client)
 }
 
+/// Whether the server (its `GET /1.0`) can enforce the domains' isolation: bridges
+/// under network ACLs (API extensions `network_acl`, `network_bridge_acl`), enforced
+/// by the nftables firewall driver. deploy.sh's `ak_check_isolation`, word for word.
+pub fn check_isolation(server: &serde_json::Value) -> Result<(), RunError> {
+    const OPT_OUT: &str = "or set global.network_isolation: false in infra.yml to deploy without isolation (the domains then reach each other)";
+    let extensions: Vec<&str> =
+        server["api_extensions"].as_array().into_iter().flatten().filter_map(serde_json::Value::as_str).collect();
+    let missing: Vec<&str> =
+        ["network_acl", "network_bridge_acl"].into_iter().filter(|wanted| !extensions.contains(wanted)).collect();
+    if !missing.is_empty() {
+        return Err(RunError(format!(
+            "this Incus server cannot isolate the domains (it lacks the API extension(s) {}): upgrade Incus, {OPT_OUT}",
+            missing.join(" ")
+        )));
+    }
+    let firewall = server["environment"]["firewall"].as_str().unwrap_or("");
+    if firewall != "nftables" {
+        let driver = if firewall.is_empty() { "unknown".to_string() } else { format!("\"firewall\": \"{firewall}\"") };
+        return Err(RunError(format!(
+            "this Incus server cannot isolate the domains: its firewall driver is {driver}, and network ACLs need nftables (install nftables and restart incusd), {OPT_OUT}"
+        )));
+    }
+    Ok(())
+}
+
 /// Reach the server and read the state of what `plan` declares, with GET requests
 /// only: what `apply` and `diff` both start with.
 pub(crate) fn connect_and_read(
@@ -268,6 +294,11 @@ pub fn apply(plan: &Plan, options: &Options, reporter: &dyn Reporter) -> Result<
     let started = Instant::now();
     let jobs = options.jobs.max(1);
     let (client, state) = connect_and_read(options.socket.clone(), plan, jobs)?;
+    if plan.steps.iter().any(|step| matches!(step.action, Action::EnsureAcl(_))) {
+        let server =
+            client.get("/1.0").map_err(|error| RunError(format!("cannot read the server's features: {error}")))?;
+        check_isolation(&server)?;
+    }
     let nodes = build_nodes(plan, &state);
     let would = |request: String| reporter.event(Event::Would(&request));
     let ctx = Ctx::new(&client, &state, options.dry_run, &options.interrupt, &would);
@@ -279,6 +310,7 @@ pub fn apply(plan: &Plan, options: &Options, reporter: &dyn Reporter) -> Result<
             node.work,
             Work::Step(Step {
                 action: Action::EnsureProject(_)
+                    | Action::EnsureAcl(_)
                     | Action::EnsureNetwork(_)
                     | Action::EnsureProfile(_)
                     | Action::EnsureVolume(_)

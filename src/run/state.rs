@@ -61,10 +61,22 @@ pub struct VolumeState {
     pub config: Config,
 }
 
+/// A network ACL: what the runner owns of it (the API's `NetworkACLPut`), as the API
+/// returns it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AclState {
+    pub description: String,
+    pub config: Config,
+    pub egress: Vec<Value>,
+    pub ingress: Vec<Value>,
+}
+
 /// Keys: `project`, `(project, name)`, `(project, pool, name)`.
 #[derive(Clone, Debug, Default)]
 pub struct State {
     pub projects: BTreeMap<String, ProjectState>,
+    /// The network ACLs of the `default` project, by name.
+    pub acls: BTreeMap<String, AclState>,
     pub networks: BTreeMap<String, NetworkState>,
     pub profiles: BTreeMap<(String, String), ProfileState>,
     pub instances: BTreeMap<(String, String), InstanceState>,
@@ -104,6 +116,11 @@ pub fn raw_devices(value: &Value) -> RawDevices {
     value.as_object().into_iter().flatten().map(|(name, device)| (name.clone(), string_map(device))).collect()
 }
 
+/// The strings of a JSON list (none when it is not one).
+fn strings(value: &Value) -> Vec<String> {
+    value.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
+}
+
 fn text(value: &Value, key: &str) -> String {
     value[key].as_str().unwrap_or_default().to_string()
 }
@@ -116,18 +133,22 @@ pub fn parse_profile(value: &Value) -> ProfileState {
     }
 }
 
+pub fn parse_acl(value: &Value) -> AclState {
+    let rules = |key: &str| value[key].as_array().cloned().unwrap_or_default();
+    AclState {
+        description: text(value, "description"),
+        config: string_map(&value["config"]),
+        egress: rules("egress"),
+        ingress: rules("ingress"),
+    }
+}
+
 pub fn parse_instance(value: &Value) -> InstanceState {
     InstanceState {
         instance_type: text(value, "type"),
         status: text(value, "status"),
         description: text(value, "description"),
-        profiles: value["profiles"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
+        profiles: strings(&value["profiles"]),
         config: string_map(&value["config"]),
         devices: raw_devices(&value["devices"]),
         architecture: text(value, "architecture"),
@@ -176,7 +197,7 @@ fn read_project(client: &Client, project: &str, pools: &BTreeSet<String>) -> Res
     Ok((profiles, instances, volumes))
 }
 
-/// Read everything the plan touches: two global lists, then three (plus one per
+/// Read everything the plan touches: three global lists, then three (plus one per
 /// storage pool with volumes) per existing project of the plan, `jobs` projects at a time.
 pub fn read(client: &Client, plan: &Plan, jobs: usize) -> Result<State, Error> {
     let mut state = State::default();
@@ -185,6 +206,11 @@ pub fn read(client: &Client, plan: &Plan, jobs: usize) -> Result<State, Error> {
             text(&project, "name"),
             ProjectState { description: text(&project, "description"), config: string_map(&project["config"]) },
         );
+    }
+    if plan.steps.iter().any(|step| matches!(step.action, Action::EnsureAcl(_))) {
+        for acl in list(client, "/1.0/network-acls?recursion=1")? {
+            state.acls.insert(text(&acl, "name"), parse_acl(&acl));
+        }
     }
     if plan.steps.iter().any(|step| matches!(step.action, Action::EnsureNetwork(_))) {
         for network in list(client, "/1.0/networks?recursion=1")? {

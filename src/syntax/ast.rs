@@ -119,6 +119,16 @@ pub enum Protocol {
     Udp,
 }
 
+impl Protocol {
+    /// The keyword, as infra.yml and Incus write it.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Infra {
     pub project_name: Option<Text>,
@@ -144,6 +154,9 @@ pub struct Global {
     /// anklumec extension: the incus remote the deployment is for (default: the incus
     /// client's default remote, unchecked).
     pub incus_remote: Option<Text>,
+    /// anklumec extension: `false` deploys the domains without the network ACLs that
+    /// isolate them (default true).
+    pub network_isolation: Option<Spanned<bool>>,
 }
 
 #[derive(Clone, Debug)]

@@ -27,7 +27,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &["project_name", "global", "domains", "netw
 /// Top-level keys that must be present.
 pub const REQUIRED_TOP_LEVEL_KEYS: &[&str] = &["project_name", "global", "domains"];
 /// Top-level keys read into the tree but not acted on by the deployment plan (one N0001 each).
-pub const TOP_LEVEL_NOT_ACTED_ON_KEYS: &[&str] = &["network_policies", "shared_volumes"];
+pub const TOP_LEVEL_NOT_ACTED_ON_KEYS: &[&str] = &["shared_volumes"];
 
 /// Keys of `global`, including the ones anklumec accepts without acting on them.
 pub const GLOBAL_KEYS: &[&str] = &[
@@ -46,6 +46,7 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "storage_pool",
     "nat",
     "incus_remote",
+    "network_isolation",
     "firewall_mode",
     "ai_access_policy",
     "ai_access_default",
@@ -630,13 +631,7 @@ impl Reader<'_> {
                     }
                 }
                 "domains" => infra.domains = self.domains(&entry.value),
-                "network_policies" => {
-                    self.not_acted_on_unless_empty(
-                        entry,
-                        "firewall rules are applied by anklume's nftables tooling, not by the deployment plan",
-                    );
-                    infra.network_policies = self.network_policies(&entry.value);
-                }
+                "network_policies" => infra.network_policies = self.network_policies(&entry.value),
                 "shared_volumes" => {
                     self.not_acted_on_unless_empty(
                         entry,
@@ -701,6 +696,7 @@ impl Reader<'_> {
                 "storage_pool" => global.storage_pool = self.string(value, what),
                 "nat" => global.nat = self.bool(value, what),
                 "incus_remote" => global.incus_remote = self.string(value, what),
+                "network_isolation" => global.network_isolation = self.bool(value, what),
                 "firewall_mode" => {
                     self.not_acted_on(
                         &entry.key,
@@ -1122,6 +1118,21 @@ impl Reader<'_> {
                     _ => self.unknown_key(&entry.key, &context, NETWORK_POLICY_KEYS),
                 }
             }
+            // A policy never opens everything by leaving `ports` out (an invalid value
+            // is reported where it is).
+            if !entries.iter().any(|entry| entry.key.value == "ports") {
+                self.push(
+                    Diagnostic::new(
+                        codes::MISSING_KEY,
+                        Span::new(item.span.file, item.span.start, item.span.start),
+                        "network policy has no `ports`",
+                        "this policy needs `ports`",
+                    )
+                    .with_help(
+                        "Add `ports: [..]` with the ports it opens (TCP unless `protocol: udp`), or `ports: all`.",
+                    ),
+                );
+            }
             policies.push(policy);
         }
         policies
@@ -1484,10 +1495,10 @@ domains:
         assert_eq!(infra.network_policies[0].protocol.as_ref().map(|p| p.value), Some(Protocol::Tcp));
         assert!(matches!(&infra.network_policies[1].ports, Some(p) if matches!(p.value, Ports::All)));
         assert_eq!(infra.network_policies[1].bidirectional.as_ref().map(|b| b.value), Some(true));
-        // One note each: network_policies, file_portal, export_apps.
+        // One note each: file_portal, export_apps (network policies are acted on).
         let notes: Vec<&str> =
             with_code(&diagnostics, codes::NOT_ACTED_ON).iter().map(|d| spanned(AI_TOOLS, d.primary_span())).collect();
-        assert_eq!(notes, vec!["file_portal", "export_apps", "network_policies"]);
+        assert_eq!(notes, vec!["file_portal", "export_apps"]);
     }
 
     #[test]

@@ -266,7 +266,8 @@ pub fn wait_interfaces_gone(interfaces: &[String], errors: &mut Vec<String>) {
 
 /// Remove every Incus resource whose name starts with `prefix`: in projects named so,
 /// their instances (unprotected first), custom volumes, profiles, then the projects;
-/// in `default`, instances, volumes and profiles named so; then bridges `net-<prefix>*`.
+/// in `default`, instances, volumes and profiles named so; then bridges `net-<prefix>*`
+/// and the network ACLs named so.
 /// Returns the errors (empty: all gone).
 pub fn cleanup(prefix: &str) -> Vec<String> {
     let mut errors = Vec::new();
@@ -374,6 +375,12 @@ pub fn cleanup(prefix: &str) -> Vec<String> {
     }
     let bridges: Vec<String> = networks.iter().chain(&stray).cloned().collect();
     wait_interfaces_gone(&bridges, &mut errors);
+    // The domains' network ACLs, once no bridge names them.
+    for acl in names(&query("/1.0/network-acls").unwrap_or(json!([]))) {
+        if acl.starts_with(&bridge_prefix) {
+            incus_or_note(&["network", "acl", "delete", &acl], &mut errors);
+        }
+    }
     errors
 }
 

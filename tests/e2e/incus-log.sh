@@ -10,6 +10,7 @@
 # Classes (tests/e2e_incus.rs `classify` is the same rule, and a test checks they agree):
 #   read      list, info, query without -X or with -X GET, and the show, get, list,
 #             info and get-property verbs of config/profile/network/project/storage/image
+#             (and of `network acl`)
 #   probe     exec (the VM agent probe: it changes nothing Incus stores)
 #   mutating  everything else
 #
@@ -55,7 +56,7 @@ case ${words[0]:-} in
   query) if [[ -z $method || ${method^^} == GET ]]; then class="read"; else class="mutating"; fi ;;
   exec) class="probe" ;;
   config | profile | network)
-    if [[ ${words[1]:-} == device ]]; then class=$(verb_class "${words[2]:-}"); else class=$(verb_class "${words[1]:-}"); fi ;;
+    if [[ ${words[1]:-} == device || "${words[0]} ${words[1]:-}" == "network acl" ]]; then class=$(verb_class "${words[2]:-}"); else class=$(verb_class "${words[1]:-}"); fi ;;
   storage) class=$(verb_class "${words[2]:-}") ;;
   project | image) class=$(verb_class "${words[1]:-}") ;;
   *) class="mutating" ;;

@@ -4,7 +4,18 @@
 # boot and agent waits of deploy.sh are exercised against this stand-in instead.
 #
 # It behaves as an empty server on which every change succeeds:
-#   query /1.0                        answers
+#   query /1.0                        a server with the network ACL extensions and nftables
+#   network ACLs                      held as Incus holds them, in $AK_SIM_DIR/acls:
+#                                     query -X POST -d DOC /1.0/network-acls creates one
+#                                     (refused if it exists), query -X PUT -d DOC
+#                                     /1.0/network-acls/NAME replaces it with DOC, query
+#                                     /1.0/network-acls/NAME prints it as the incus client
+#                                     does (DOC plus project and used_by: the bridges whose
+#                                     security.acls names it), network acl show|delete see
+#                                     the same ACLs (delete refuses one in use)
+#   network create|set NAME K=V...    succeeds, but refuses (as Incus) a security.acls
+#                                     naming an ACL that does not exist; network delete
+#                                     forgets the bridge
 #   list --project P ... (the load)   nothing exists (empty output); with
 #                                     $AK_SIM_RUNNING_STAMP set, the VM sim-vm exists,
 #                                     RUNNING, with that stamp
@@ -29,10 +40,103 @@ not_found() {
   exit 1
 }
 
+acls=$dir/acls
+mkdir -p "$acls" "$dir/bridges"
+
+acl_not_found() {
+  echo "Error: Network ACL not found" >&2
+  exit 1
+}
+
+# The bridges whose security.acls names the ACL $1, one /1.0/networks/NAME a line.
+acl_users() {
+  local bridge
+  for bridge in "$dir/bridges"/*; do
+    [[ -f $bridge ]] && grep -qxF "$1" "$bridge" && echo "/1.0/networks/${bridge##*/}"
+  done
+  return 0
+}
+
+acl_delete() {
+  [[ -f $acls/$1 ]] || acl_not_found
+  if [[ -n $(acl_users "$1") ]]; then
+    echo "Error: Cannot delete an ACL that is in use" >&2
+    exit 1
+  fi
+  rm -f "$acls/$1"
+}
+
+# network create|set NAME ARGS...: the ACLs security.acls names must exist.
+bridge_acls() {
+  local name=$1 arg list="" named=""
+  shift
+  for arg in "$@"; do
+    [[ $arg == security.acls=* ]] && { named=1; list=${arg#security.acls=}; }
+  done
+  [[ -n $named ]] || return 0
+  local acl
+  IFS=, read -ra names <<<"$list"
+  for acl in "${names[@]}"; do
+    [[ -z $acl || -f $acls/$acl ]] || { echo "Error: Network ACL \"$acl\" does not exist" >&2; exit 1; }
+  done
+  printf '%s\n' "${names[@]}" >"$dir/bridges/$name"
+}
+
 case "${1:-}" in
   query)
-    echo '{"api_version": "1.0"}'
+    case "${2:-} ${3:-} ${4:-}" in
+      "-X POST -d")
+        if [[ ${6:-} == /1.0/network-acls ]]; then
+          name=$(sed -n 's/^\t"name": "\(.*\)",\{0,1\}$/\1/p' <<<"$5")
+          [[ -n $name ]] || { echo "Error: No name provided" >&2; exit 1; }
+          [[ ! -f $acls/$name ]] || { echo "Error: The network ACL already exists" >&2; exit 1; }
+          printf '%s' "$5" >"$acls/$name"
+        fi
+        exit 0
+        ;;
+      "-X PUT -d")
+        if [[ ${6:-} == /1.0/network-acls/* ]]; then
+          [[ -f $acls/${6##*/} ]] || acl_not_found
+          printf '%s' "$5" >"$acls/${6##*/}"
+        fi
+        exit 0
+        ;;
+      "-X DELETE "*)
+        [[ ${4:-} != /1.0/network-acls/* ]] || acl_delete "${4##*/}"
+        exit 0
+        ;;
+      "-X "*) exit 0 ;;
+    esac
+    case "${2:-}" in
+      /1.0) printf '{\n\t"api_extensions": [\n\t\t"network_acl",\n\t\t"network_bridge_acl"\n\t],\n\t"environment": {\n\t\t"firewall": "nftables"\n\t}\n}\n' ;;
+      /1.0/network-acls/*)
+        name=${2##*/}
+        [[ -f $acls/$name ]] || acl_not_found
+        doc=$(<"$acls/$name")
+        users=$(acl_users "$name" | sed 's/.*/\t\t"&",/')
+        if [[ -z $users ]]; then used='[]'; else used=$'[\n'"${users%,}"$'\n\t]'; fi
+        printf '%s,\n\t"project": "default",\n\t"used_by": %s\n}\n' "${doc%$'\n}'}" "$used"
+        ;;
+      /1.0/*) not_found ;;
+    esac
     exit 0
+    ;;
+  network)
+    case "${2:-} ${3:-}" in
+      "acl show")
+        [[ -f $acls/${4:-} ]] || acl_not_found
+        mapfile -t users < <(acl_users "$4")
+        printf 'name: %s\nused_by:' "$4"
+        if ((${#users[@]} == 0)); then echo ' []'; else echo && printf -- '- %s\n' "${users[@]}"; fi
+        exit 0
+        ;;
+      "acl delete")
+        acl_delete "${4:-}"
+        exit 0
+        ;;
+      "create "* | "set "*) bridge_acls "$3" "${@:4}" ;;
+      "delete "*) rm -f "$dir/bridges/${3:-}" ;;
+    esac
     ;;
   list)
     if [[ ${2:-} == type=virtual-machine ]]; then

@@ -10,6 +10,7 @@
 #   network/NAME/show                 `incus network show NAME`
 #   network/NAME/KEY                  `incus network get NAME KEY`
 #   profile/PROJECT/NAME/KEY          `incus profile get NAME KEY --project PROJECT`
+#   acl/NAME                          `incus query /1.0/network-acls/NAME`
 # A project, network or profile exists when its directory does; `image info` always
 # answers with a virtual-machine image; `list ^NAME$` (a status poll) answers RUNNING;
 # an `exec` (an agent probe) succeeds; any other `get` or `show` finds nothing.
@@ -33,7 +34,12 @@ done
 answer() { [[ -f $1 ]] && cat "$1"; }
 
 case "${words[0]:-} ${words[1]:-}" in
-  "query /1.0") exit 0 ;;
+  "query /1.0")
+    printf '{\n\t"api_extensions": [\n\t\t"network_acl",\n\t\t"network_bridge_acl"\n\t],\n\t"environment": {\n\t\t"firewall": "nftables"\n\t}\n}\n'
+    exit 0
+    ;;
+  "query /1.0/network-acls/"*) answer "$state/acl/${words[1]##*/}"; exit ;;
+  "query /1.0/"*) exit 1 ;;
   "list ")
     [[ ! -f $state/list/$project ]] || cat "$state/list/$project"
     exit 0
