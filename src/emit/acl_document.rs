@@ -24,22 +24,12 @@ pub fn acl_document(spec: &AclSpec) -> String {
 }
 
 fn rule_object(out: &mut String, rule: &AclRule) {
-    // Sorted as Go sorts map keys; `state` is always there, so it ends the object.
-    let fields = [
-        ("action", Some("allow")),
-        ("description", Some(rule.description.as_str()).filter(|d| !d.is_empty())),
-        ("destination", rule.destination.as_deref()),
-        ("destination_port", rule.destination_port.as_deref()),
-        ("protocol", rule.protocol.map(|p| p.keyword())),
-        ("source", rule.source.as_deref()),
-    ];
     out.push_str("\t\t{\n");
-    for (key, value) in fields {
-        if let Some(value) = value {
-            field(out, 3, key, value, true);
-        }
+    let fields: Vec<(&str, &str)> =
+        rule.incus_fields().into_iter().filter_map(|(key, value)| Some((key, value?))).collect();
+    for (index, (key, value)) in fields.iter().enumerate() {
+        field(out, 3, key, value, index + 1 < fields.len());
     }
-    field(out, 3, "state", "enabled", false);
     out.push_str("\t\t}");
 }
 

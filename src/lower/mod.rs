@@ -47,21 +47,19 @@ pub fn lower(infra: &Infra, sources: &SourceMap, source: SourceInfo) -> Plan {
 fn lower_in_groups(infra: &Infra, sources: &SourceMap, source: SourceInfo, parts: usize) -> Plan {
     let resolution = addressing::resolve(infra);
     let waits = waits(&infra.global.waits);
+    // The isolation is in the plan either way (`--emit nftables` writes it); the ACL
+    // steps only when it is deployed.
+    let acls = isolation::acls(infra, &resolution.domains);
+    let isolation: Vec<AclSpec> =
+        infra.domains.iter().filter_map(|domain| acls.get(domain.name.value.as_str()).cloned()).collect();
+    let deployed = infra.global.network_isolation.as_ref().is_none_or(|i| i.value);
     let context = Context {
         infra,
         sources,
         waits,
         pool: infra.global.storage_pool.as_ref().map_or(DEFAULT_STORAGE_POOL, |p| p.value.as_str()),
         global_nat: infra.global.nat.as_ref().is_none_or(|n| n.value),
-        acls: HashMap::new(),
-    };
-    let acls = isolation::acls(infra, &resolution.domains);
-    let isolation: Vec<AclSpec> =
-        infra.domains.iter().filter_map(|domain| acls.get(domain.name.value.as_str()).cloned()).collect();
-    let context = if infra.global.network_isolation.as_ref().is_none_or(|i| i.value) {
-        Context { acls, ..context }
-    } else {
-        context
+        acls: if deployed { acls } else { HashMap::new() },
     };
     let domains: Vec<_> =
         infra.domains.iter().zip(&resolution.domains).filter(|(domain, _)| domain.is_enabled()).collect();

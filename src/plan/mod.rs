@@ -224,6 +224,21 @@ pub struct AclRule {
 }
 
 impl AclRule {
+    /// The rule's fields as Incus stores them, in key order, `None` where Incus leaves
+    /// a field out (every rule allows and is enabled). Both back ends write rules from
+    /// this list, so deploy.sh's document and the runner's request say the same.
+    pub fn incus_fields(&self) -> [(&'static str, Option<&str>); 7] {
+        [
+            ("action", Some("allow")),
+            ("description", Some(self.description.as_str()).filter(|d| !d.is_empty())),
+            ("destination", self.destination.as_deref()),
+            ("destination_port", self.destination_port.as_deref()),
+            ("protocol", self.protocol.map(Protocol::keyword)),
+            ("source", self.source.as_deref()),
+            ("state", Some("enabled")),
+        ]
+    }
+
     /// `allow from 10.100.0.0/24 to 10.120.0.5 tcp port 80,443`: the rule for people
     /// (`anklumec plan`, the comments of deploy.sh).
     pub fn summary(&self) -> String {

@@ -356,22 +356,8 @@ pub fn acl_rules(rules: &[AclRule]) -> Vec<Value> {
     rules
         .iter()
         .map(|rule| {
-            let mut object = Map::new();
-            object.insert("action".into(), "allow".into());
-            let fields = [
-                ("description", Some(rule.description.as_str()).filter(|d| !d.is_empty())),
-                ("destination", rule.destination.as_deref()),
-                ("destination_port", rule.destination_port.as_deref()),
-                ("protocol", rule.protocol.map(|p| p.keyword())),
-                ("source", rule.source.as_deref()),
-            ];
-            for (key, value) in fields {
-                if let Some(value) = value {
-                    object.insert(key.into(), value.into());
-                }
-            }
-            object.insert("state".into(), "enabled".into());
-            Value::Object(object)
+            let fields = rule.incus_fields().into_iter();
+            Value::Object(fields.filter_map(|(key, value)| Some((key.to_string(), Value::from(value?)))).collect())
         })
         .collect()
 }
