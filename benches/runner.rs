@@ -4,7 +4,11 @@
 //!    (N = 10, 30; `ANKLUMEC_BENCH_SIZES=10,30,...` to change) in two domains, deployed
 //!    from nothing by deploy.sh, by the runner at its default `--jobs` (8), at `--jobs 1`
 //!    and at `--jobs 4`; everything is removed between runs;
-//! 2. the fake Incus API of tests/runner_fake.rs: 20 VMs of 20 s boot
+//! 2. real Incus again: a rerun on a converged system of 20 domains of 5 containers
+//!    (`ANKLUMEC_BENCH_RERUN=DOMAINSxCONTAINERS` to change), deployed once by the
+//!    runner, then rerun three times by deploy.sh and three times by the runner (the
+//!    median is printed), each making no change;
+//! 3. the fake Incus API of tests/runner_fake.rs: 20 VMs of 20 s boot
 //!    (`ANKLUMEC_BENCH_VM_BOOT=SECONDS` to change), where the runner should take about
 //!    one boot, not twenty.
 //!
@@ -58,7 +62,11 @@ fn fixture(prefix: &str, n: usize) -> String {
 }
 
 fn cleanup(prefix: &str) {
-    for domain in ["a", "t"] {
+    cleanup_domains(prefix, &["a", "t"]);
+}
+
+fn cleanup_domains(prefix: &str, domains: &[&str]) {
+    for domain in domains {
         let project = format!("{prefix}{domain}");
         let instances = incus_json(&format!("/1.0/instances?project={project}"));
         let names: Vec<String> = instances
@@ -74,6 +82,7 @@ fn cleanup(prefix: &str) {
         }
         incus_ok(&["project", "delete", &project]);
         incus_ok(&["network", "delete", &format!("net-{project}")]);
+        incus_ok(&["network", "acl", "delete", &format!("net-{project}")]);
         let bridge = std::path::PathBuf::from(format!("/sys/class/net/net-{project}"));
         let deadline = Instant::now() + Duration::from_secs(20);
         while bridge.exists() && Instant::now() < deadline {
@@ -136,6 +145,67 @@ fn real_incus() {
     }
 }
 
+/// The median of three wall times of `run`.
+fn median_of_three(mut run: impl FnMut() -> Duration) -> Duration {
+    let mut times = [run(), run(), run()];
+    times.sort();
+    times[1]
+}
+
+fn converged_rerun() {
+    if !incus_ok(&["query", "/1.0"]) || !incus_ok(&["query", "/1.0/images/aliases/anklumec-test"]) {
+        println!("real Incus rerun: skipped (no server with the image anklumec-test)");
+        return;
+    }
+    let shape = std::env::var("ANKLUMEC_BENCH_RERUN").unwrap_or_else(|_| "20x5".into());
+    let (domains, containers) = shape
+        .split_once('x')
+        .and_then(|(d, c)| Some((d.parse::<usize>().ok()?, c.parse::<usize>().ok()?)))
+        .expect("ANKLUMEC_BENCH_RERUN is DOMAINSxCONTAINERS");
+    let prefix = format!("{PREFIX_CODE}{:03}", std::process::id() % 1000);
+    let names: Vec<String> = (0..domains).map(|d| format!("d{d:02}")).collect();
+    let domain_names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut text = String::from(
+        "project_name: bench\nglobal:\n  addressing:\n    base_octet: 10\n    zone_base: 200\n  default_os_image: anklumec-test\n  nat: false\n  incus_instances_lxc_delay: 1\ndomains:\n",
+    );
+    for (d, domain) in names.iter().enumerate() {
+        text.push_str(&format!("  {prefix}{domain}:\n    subnet_id: {d}\n    ephemeral: true\n    machines:\n"));
+        for c in 0..containers {
+            text.push_str(&format!("      {prefix}-{domain}-c{c}:\n        config:\n          limits.memory: 64MiB\n"));
+        }
+    }
+    let compilation = anklumec::compile_source("infra.yml", &text, Default::default());
+    let plan = compilation.plan.expect("the bench fixture compiles");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("deploy.sh");
+    fs::write(&script, anklumec::emit::deploy_script(&plan).expect("deploy.sh")).expect("write deploy.sh");
+    cleanup_domains(&prefix, &domain_names);
+    let report = run::apply(&plan, &run::Options::default(), &Capture::default()).expect("runner");
+    assert!(report.ok(), "the first deployment failed: {:?}", report.failures);
+    let script_time = median_of_three(|| {
+        let started = Instant::now();
+        let out = Command::new("bash").arg(&script).stdin(Stdio::null()).output().expect("bash runs");
+        let took = started.elapsed();
+        assert!(out.status.success(), "deploy.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("0 created, 0 changed, "), "a rerun changed something: {stdout}");
+        took
+    });
+    let runner_time = median_of_three(|| {
+        let started = Instant::now();
+        let report = run::apply(&plan, &run::Options::default(), &Capture::default()).expect("runner");
+        let took = started.elapsed();
+        assert!(report.ok(), "runner failed: {:?}", report.failures);
+        took
+    });
+    cleanup_domains(&prefix, &domain_names);
+    println!(
+        "real Incus, no-change rerun of {domains} domains x {containers} containers: deploy.sh {:.2} s, apply {:.2} s",
+        script_time.as_secs_f64(),
+        runner_time.as_secs_f64()
+    );
+}
+
 fn simulated_vms() {
     let boot: u64 = std::env::var("ANKLUMEC_BENCH_VM_BOOT").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let server = fake::Fake::start(fake::Behaviour {
@@ -161,5 +231,6 @@ fn simulated_vms() {
 fn main() {
     // `cargo bench` passes `--bench`; any other argument filters nothing here.
     real_incus();
+    converged_rerun();
     simulated_vms();
 }

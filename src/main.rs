@@ -463,8 +463,9 @@ fn run_destroy(input: &InputArgs, force: bool, dry_run: bool, jobs: usize) -> Ex
     }
 }
 
-/// `anklumec diff`: exit 0 when the server matches the plan, 1 when it drifts, 2 when
-/// the input has errors or the state cannot be read.
+/// `anklumec diff`: exit 0 when the server matches the plan (what it holds and infra.yml
+/// does not declare is listed, not counted), 1 when it drifts, 2 when the input has
+/// errors or the state cannot be read.
 fn run_diff(input: &InputArgs, format: PlanFormat) -> ExitCode {
     use anklumec::run::diff;
     let compilation = match load_and_compile(input) {
@@ -481,7 +482,7 @@ fn run_diff(input: &InputArgs, format: PlanFormat) -> ExitCode {
         PlanFormat::Json => diff::render_json(&drift),
     };
     let written = write_stdout(&text);
-    if written != ExitCode::SUCCESS || drift.is_empty() { written } else { ExitCode::from(1) }
+    if written != ExitCode::SUCCESS || !drift.iter().any(diff::Drift::is_managed) { written } else { ExitCode::from(1) }
 }
 
 fn write_stdout(text: &str) -> ExitCode {

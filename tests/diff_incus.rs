@@ -1,8 +1,8 @@
 //! `anklumec diff` on the real Incus server: a freshly deployed system shows no drift
-//! (exit 0); a limit set by hand, a stopped instance, a profile key removed by hand, an
-//! undeclared instance, a device option changed, a device added, the bridge's NAT
-//! switched on, a rule added to the bridge's ACL, an instance deleted each show as
-//! exactly one difference (exit 1), in text and JSON.
+//! (exit 0); a limit set by hand, a stopped instance, a profile key removed by hand, a
+//! device option changed, a device added, the bridge's NAT switched on, a rule added to
+//! the bridge's ACL, an instance deleted each show as exactly one difference (exit 1),
+//! in text and JSON; an undeclared instance is listed as not managed (exit 0).
 //! Gated like every end-to-end test: skipped when no server answers, a failure when
 //! ANKLUMEC_E2E=1 and none answers.
 
@@ -27,7 +27,7 @@ fn drift_json(infra: &std::path::Path) -> Vec<Value> {
     let (code, out) = diff(infra, "json");
     assert_eq!(code, 1, "{out}");
     let document: Value = serde_json::from_str(&out).expect("json");
-    assert_eq!(document["schema_version"], 1);
+    assert_eq!(document["schema_version"], 2);
     document["drift"].as_array().expect("drift list").clone()
 }
 
@@ -95,9 +95,23 @@ fn diff_reports_nothing_after_deploy_then_exactly_what_changed_by_hand() {
     // An undeclared instance in a declared project.
     let stray = format!("{tag}-stray");
     assert!(incus(&["create", "anklumec-test", &stray, "--project", &project]).status.success());
-    let drift = drift_json(&infra);
-    assert_eq!(drift.len(), 1, "{drift:?}");
-    assert_eq!((&drift[0]["kind"], &drift[0]["name"]), (&"extra".into(), &stray.clone().into()));
+    // Not drift: deploy.sh and apply leave it alone, so diff lists it as not managed
+    // and exits 0.
+    let (code, out) = diff(&infra, "text");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        format!(
+            "no drift\ninstance {project}/{stray}: not managed (present, not declared: deploy.sh and apply leave it)\n"
+        )
+    );
+    let (code, out) = diff(&infra, "json");
+    assert_eq!(code, 0, "{out}");
+    let document: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(document["drift"], serde_json::json!([]));
+    let listed = document["not_managed"].as_array().expect("a list");
+    assert_eq!(listed.len(), 1, "{out}");
+    assert_eq!((&listed[0]["kind"], &listed[0]["name"]), (&"extra".into(), &stray.clone().into()));
     assert!(incus(&["delete", "--force", &stray, "--project", &project]).status.success());
 
     // A device option changed by hand: the address of web's declared eth0.

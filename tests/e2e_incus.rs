@@ -189,6 +189,18 @@ fn mutation_target(args: &[String]) -> (String, String, String) {
         (Some("storage"), Some("volume")) => ("volume", word(4).trim_start_matches("custom/").to_string()),
         (Some("create" | "init" | "launch"), _) => ("instance", word(2)),
         (Some("start" | "stop" | "restart" | "delete" | "rename"), _) => ("instance", word(1)),
+        // `query -X PUT -d BODY /1.0/instances/NAME?project=P` (or profiles), and a new
+        // profile's `query -X POST -d BODY /1.0/profiles?project=P`.
+        (Some("query"), Some(path)) if path.starts_with("/1.0/instances/") || path.starts_with("/1.0/profiles") => {
+            let (resource, query) = path.split_once('?').unwrap_or((path, ""));
+            let project = query.strip_prefix("project=").unwrap_or("default").to_string();
+            let kind = if resource.starts_with("/1.0/instances") { "instance" } else { "profile" };
+            let named = flag_value(args, "-d")
+                .and_then(|document| serde_json::from_str::<Value>(document).ok())
+                .and_then(|document| document["name"].as_str().map(str::to_string));
+            let name = named.unwrap_or_else(|| resource.rsplit('/').next().unwrap_or("?").to_string());
+            return (kind.to_string(), project, name);
+        }
         // `query -X POST -d DOCUMENT /1.0/network-acls` or `-X PUT ... /1.0/network-acls/NAME`.
         (Some("query"), Some(path)) if path.starts_with("/1.0/network-acls") => {
             let named = flag_value(args, "-d")
@@ -453,6 +465,11 @@ fn steps<'a>(plan: &'a Value, action: &'a str) -> impl Iterator<Item = &'a Value
     plan["steps"].as_array().into_iter().flatten().filter(move |step| step["action"] == action)
 }
 
+/// How many instances the plan declares (what a first run starts).
+fn instances(plan: &Value) -> usize {
+    steps(plan, "ensure_instance").count()
+}
+
 /// How many resources the plan converges (what a run counts as created, changed or
 /// unchanged).
 fn ensure_steps(plan: &Value) -> usize {
@@ -615,7 +632,10 @@ fn e2e_1_fresh_deploy_converges_to_infra_yml() {
     let total = ensure_steps(&plan);
     assert_eq!(
         run.summary(),
-        Some(format!("{} created, {defaults} changed, 0 unchanged", total - defaults).as_str()),
+        Some(
+            format!("{} created, {defaults} changed, 0 unchanged, {} started", total - defaults, instances(&plan))
+                .as_str()
+        ),
         "{}",
         run.describe()
     );
@@ -766,7 +786,8 @@ fn e2e_2_rerun_makes_no_mutating_call() {
     );
     assert!(calls.iter().all(|c| c.class == "read"), "only reads on a converged system");
     let total = ensure_steps(&plan);
-    assert_eq!(run.summary(), Some(format!("0 created, 0 changed, {total} unchanged").as_str()), "{}", run.describe());
+    let summary = format!("0 created, 0 changed, {total} unchanged, 0 started");
+    assert_eq!(run.summary(), Some(summary.as_str()), "{}", run.describe());
     for word in ["created ", "changed ", "started ", "running "] {
         assert!(
             !run.stdout.lines().any(|l| l.starts_with(word)),
@@ -774,10 +795,14 @@ fn e2e_2_rerun_makes_no_mutating_call() {
             run.stdout
         );
     }
-    // One `incus list` per project reads every instance's state and stamp.
-    let projects = steps(&plan, "ensure_project").count();
-    let lists = calls.iter().filter(|c| c.args.first().is_some_and(|a| a == "list")).count();
-    assert_eq!(lists, projects, "instance lists on a converged rerun");
+    // One `incus query` a kind of resource reads the state of every project; no other
+    // read (no per-resource get) is needed.
+    let queries = calls.iter().filter(|c| c.args.first().is_some_and(|a| a == "query")).count();
+    assert!(
+        queries <= 8 && queries == calls.len(),
+        "reads on a converged rerun: {}",
+        lines(&calls.iter().collect::<Vec<_>>())
+    );
     eprintln!("converged rerun: {:?}, {} incus calls, all reads", run.elapsed, calls.len());
     assert_same_state(&before, &t.snapshot(true), "after a rerun");
 
@@ -813,7 +838,7 @@ fn e2e_3_change_touches_only_what_changed() {
     let total = ensure_steps(&plan2);
     assert_eq!(
         run.summary(),
-        Some(format!("1 created, 2 changed, {} unchanged", total - 3).as_str()),
+        Some(format!("1 created, 2 changed, {} unchanged, 1 started", total - 3).as_str()),
         "{}",
         run.describe()
     );
@@ -855,7 +880,7 @@ fn e2e_3_change_touches_only_what_changed() {
     assert!(mutating(&calls).is_empty(), "the run after a change made mutating calls:\n{}", lines(&mutating(&calls)));
     assert_eq!(
         third.summary(),
-        Some(format!("0 created, 0 changed, {total} unchanged").as_str()),
+        Some(format!("0 created, 0 changed, {total} unchanged, 0 started").as_str()),
         "{}",
         third.describe()
     );
@@ -1203,7 +1228,8 @@ fn sim_6_vm_late_agent_is_waited_for() {
     assert_eq!(sim.polls, 1, "RUNNING at the first poll");
     assert_eq!(sim.execs, 3, "agent probes: 2 failures, then an answer");
     assert!(sim.run.stdout.contains("agent     simvm/sim-vm answers"), "{}", sim.run.stdout);
-    assert_eq!(sim.run.summary(), Some("5 created, 0 changed, 0 unchanged"), "{}", sim.run.stdout);
+    // The project's own default profile comes with it and is filled in: changed.
+    assert_eq!(sim.run.summary(), Some("4 created, 1 changed, 0 unchanged, 1 started"), "{}", sim.run.stdout);
     // The domain's ACL, then its bridge under it (the simulator, as Incus, refuses a
     // bridge that names an ACL it does not hold).
     let acl = sim.calls.find("\"name\": \"net-simvm\"\n} /1.0/network-acls\n");
@@ -1271,17 +1297,17 @@ fn sim_6_vm_that_never_runs_is_not_waited_for_twice() {
     assert!(stderr.contains("1 instance(s) did not become ready"), "one VM failed, one is counted:\n{stderr}");
 }
 
-/// The stamp of the fixture's VM: with it, the simulated server holds the VM converged.
-fn sim_vm_stamp() -> String {
+/// A file listing the fixture's VM as a converged server holds it (running, as
+/// declared), for `AK_SIM_INSTANCES`; with the directory that holds it.
+fn sim_vm_listing() -> (tempfile::TempDir, String) {
     let text = fs::read_to_string(Path::new(E2E_DIR).join("fixtures/vm-wait.yml")).expect("fixture");
     let plan = compile_source("infra.yml", text, Options::default()).plan.expect("compiles");
-    plan.steps
-        .iter()
-        .find_map(|step| match &step.action {
-            anklumec::plan::Action::EnsureInstance(spec) => Some(spec.stamp()),
-            _ => None,
-        })
-        .expect("an instance")
+    let listings = common::listing::converged(&plan);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("instances.json");
+    fs::write(&path, &listings["/1.0/instances?recursion=1&all-projects=true"]).expect("listing");
+    let path = path.display().to_string();
+    (dir, path)
 }
 
 /// A rerun that finds the VM running checks its agent too, as the seed's role does on
@@ -1289,12 +1315,12 @@ fn sim_vm_stamp() -> String {
 /// with the hints, instead of passing the VM on to provisioning.
 #[test]
 fn sim_6_a_rerun_checks_the_agent_of_a_running_vm() {
-    let stamp = sim_vm_stamp();
+    let (_dir, listing) = sim_vm_listing();
     let sim = simulate(
         0,
         "never",
         &[
-            ("AK_SIM_RUNNING_STAMP", &stamp),
+            ("AK_SIM_INSTANCES", &listing),
             ("INCUS_INSTANCES_VM_AGENT_RETRIES", "2"),
             ("INCUS_INSTANCES_VM_AGENT_DELAY", "0"),
         ],
@@ -1313,23 +1339,23 @@ fn sim_6_a_rerun_checks_the_agent_of_a_running_vm() {
 }
 
 /// A running VM whose state shows a process count has an agent: one `incus list` of
-/// its project says so, and no probe is needed (a converged rerun stays at a number of
-/// calls a project). Without a count (metrics off, or no agent yet) it is probed.
+/// every project says so, and no probe is needed (a converged rerun stays at a handful
+/// of calls). Without a count (metrics off, or no agent yet) it is probed.
 #[test]
 fn sim_6_a_rerun_reads_the_agents_of_running_vms_in_one_list() {
-    let stamp = sim_vm_stamp();
-    let sim = simulate(0, "never", &[("AK_SIM_RUNNING_STAMP", &stamp), ("AK_SIM_PROCESSES", "12")]);
+    let (_dir, listing) = sim_vm_listing();
+    let sim = simulate(0, "never", &[("AK_SIM_INSTANCES", &listing), ("AK_SIM_PROCESSES", "12")]);
     assert!(sim.run.ok(), "{}", sim.run.describe());
     assert_eq!(sim.execs, 0, "no probe for an agent that reports");
     let lists: Vec<&str> = sim.calls.lines().filter(|l| l.starts_with("list type=virtual-machine")).collect();
-    assert_eq!(lists, ["list type=virtual-machine --project simvm --format csv --columns n,N"]);
+    assert_eq!(lists, ["list type=virtual-machine --all-projects --format csv --columns e,n,N"]);
     assert!(sim.run.stdout.contains("agent     simvm/sim-vm answers\n"), "{}", sim.run.stdout);
 
     let sim = simulate(
         0,
         "1",
         &[
-            ("AK_SIM_RUNNING_STAMP", &stamp),
+            ("AK_SIM_INSTANCES", &listing),
             ("INCUS_INSTANCES_VM_AGENT_RETRIES", "3"),
             ("INCUS_INSTANCES_VM_AGENT_DELAY", "0"),
         ],

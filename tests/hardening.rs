@@ -24,6 +24,9 @@ use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence, Te
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+#[path = "common/listing.rs"]
+mod listing;
+
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Failing cases are remembered next to the regression fixtures, so a rerun tries them
@@ -1049,60 +1052,33 @@ fn regression_fixtures() {
 // A stand-in incus
 // =====================================================================================
 
-/// A stand-in `incus` (POSIX sh, for speed) that records the argv of every call,
-/// NUL-separated, each call ending with a `\n` field, and simulates a server:
+/// A stand-in `incus` (POSIX sh, for speed) that records the argv of every call
+/// (NUL-separated, one call per record, in `$ANKLUMEC_TEST_LOG`) and answers deploy.sh's reads:
 ///
-/// - empty (the default): nothing exists, every change succeeds, but network ACLs are
-///   modelled as Incus has them, in `calls.d` beside the log (one run's life): `incus
-///   query -X POST|PUT|DELETE` on `/1.0/network-acls` creates, replaces (the document
-///   as sent) or deletes one, `incus query /1.0/network-acls/NAME` prints it back as the
-///   incus client does (with `project` and a `used_by` of the bridges that name it),
-///   `incus network create|set` naming an ACL that does not exist fails as Incus does,
-///   and `incus network acl show|delete` sees the same ACLs (a delete of one in use fails);
-/// - `ANKLUMEC_TEST_STATE=populated`: everything exists with stale values and stamps,
-///   every resource's managed-keys marker names `user.gone` and the device `gone-dev`,
-///   and every device has another type than declared.
+/// - the listings deploy.sh reads before any change (`incus query PATH`, PATH with
+///   `recursion=1`) are the files of `$ANKLUMEC_TEST_QUERY` named after PATH (each of
+///   `/ ? & =` written `_`, as tests/common/listing.rs names them) when there is one; else
+///   empty, but for the network ACLs, which are modelled as Incus has them, in `calls.d`
+///   beside the log (one run's life): `incus query -X POST|PUT|DELETE` on
+///   `/1.0/network-acls` creates, replaces (the document as sent) or deletes one, the ACL
+///   listing prints them back as the incus client does (with `project` and a `used_by`
+///   of the bridges that name them), `incus network create|set` naming an ACL that does
+///   not exist fails as Incus does, and `incus network acl show|delete` sees the same
+///   ACLs (a delete of one in use fails);
+/// - every other change succeeds.
 ///
 /// `ANKLUMEC_TEST_SERVER` is what `incus query /1.0` prints (by default a server with
-/// the ACL extensions and the nftables firewall), `ANKLUMEC_TEST_ACL` what `incus query
-/// /1.0/network-acls/NAME` prints on a populated server (by default a stale ACL).
-/// `ANKLUMEC_TEST_LIST` is what `incus list --project P --format csv` prints, and
-/// `ANKLUMEC_TEST_NETWORK` what `incus network show` prints on a populated server (by
-/// default a created bridge that a profile uses); `ANKLUMEC_TEST_REMOTE` what `incus
+/// the ACL extensions and the nftables firewall); `ANKLUMEC_TEST_REMOTE` what `incus
 /// remote get-default` prints (default `local`).
 const STAND_IN_INCUS: &str = r#"#!/bin/sh
 { printf '%s\0' "$@"; printf '\n\0'; } >>"$ANKLUMEC_TEST_LOG"
 if [ "$1 $2" = "remote get-default" ]; then echo "${ANKLUMEC_TEST_REMOTE:-local}"; exit 0; fi
 SERVER=$(printf '{\n\t"api_extensions": [\n\t\t"network_acl",\n\t\t"network_bridge_acl"\n\t],\n\t"environment": {\n\t\t"firewall": "nftables"\n\t}\n}')
-if [ "${ANKLUMEC_TEST_STATE:-empty}" = populated ]; then
-  case "$1 $2" in
-    "query /1.0") printf '%s\n' "${ANKLUMEC_TEST_SERVER:-$SERVER}" ;;
-    "query /1.0/network-acls/"*) [ -n "${ANKLUMEC_TEST_ACL:-}" ] && printf '%s\n' "$ANKLUMEC_TEST_ACL" && exit 0
-      printf '{\n\t"config": {},\n\t"description": "stale",\n\t"egress": [],\n\t"ingress": [],\n\t"name": "stale",\n\t"project": "default",\n\t"used_by": []\n}\n' ;;
-    "network acl") [ "$3" = show ] && printf 'name: stale\nused_by: []\n' ;;
-    "list --project") [ -n "${ANKLUMEC_TEST_LIST:-}" ] && printf '%s\n' "$ANKLUMEC_TEST_LIST" ;;
-    "list ^"*) echo RUNNING ;;
-    "image info") echo 'Type: virtual-machine' ;;
-    "network show") printf '%s\n' "${ANKLUMEC_TEST_NETWORK:-managed: true
-status: Created
-used_by:
-- /1.0/profiles/default?project=work}" ;;
-    "project get"|"network get") echo stale ;;
-    "storage volume") [ "$3" = get ] && echo stale ;;
-    "profile get"|"config get")
-      case "$4" in
-        *.managed) echo 'config:user.gone device:gone-dev' ;;
-        profiles) echo '[stale]' ;;
-        *) echo stale ;;
-      esac ;;
-    "config device"|"profile device") [ "$3" = get ] && echo stale-type ;;
-  esac
-  exit 0
-fi
 STORE=$ANKLUMEC_TEST_LOG.d
 mkdir -p "$STORE"
 nl='
 '
+tab=$(printf '\t')
 # The bridges whose security.acls names the ACL $1, as its used_by lists them.
 users() {
   for f in "$STORE"/net.*; do
@@ -1127,6 +1103,13 @@ acl_delete() {
   [ -f "$STORE/acl.$1" ] || acl_absent
   [ -z "$(users "$1")" ] || { echo 'Error: Cannot delete an ACL that is in use' >&2; exit 1; }
   rm -f "$STORE/acl.$1"
+}
+# The ACL $1 as the incus client prints it alone.
+acl_print() {
+  doc=$(cat "$STORE/acl.$1")
+  list=$(users "$1" | sed 's/.*/\t\t"&",/')
+  if [ -z "$list" ]; then used='[]'; else used="[$nl${list%,}$nl$tab]"; fi
+  printf '%s,\n\t"project": "default",\n\t"used_by": %s\n}\n' "${doc%"$nl}"}" "$used"
 }
 case "$1 $2 $3" in
   "query -X POST")
@@ -1157,14 +1140,21 @@ case "$1 $2 $3" in
 esac
 case "$1 $2" in
   "query /1.0") printf '%s\n' "${ANKLUMEC_TEST_SERVER:-$SERVER}" ;;
-  "query /1.0/network-acls/"*)
-    name=${2##*/}
-    [ -f "$STORE/acl.$name" ] || acl_absent
-    doc=$(cat "$STORE/acl.$name")
-    list=$(users "$name" | sed 's/.*/\t\t"&",/')
-    if [ -z "$list" ]; then used='[]'; else used="[$nl${list%,}$nl$(printf '\t')]"; fi
-    printf '%s,\n\t"project": "default",\n\t"used_by": %s\n}\n' "${doc%"$nl}"}" "$used" ;;
-  "list --project") [ -n "${ANKLUMEC_TEST_LIST:-}" ] && printf '%s\n' "$ANKLUMEC_TEST_LIST" ;;
+  "query /1.0/"*recursion=1*)
+    file=${ANKLUMEC_TEST_QUERY:-/nonexistent}/$(printf '%s' "$2" | tr '/?&=' '____')
+    if [ -f "$file" ]; then cat "$file"; exit 0; fi
+    case $2 in
+      /1.0/network-acls\?*)
+        out='[' sep=''
+        for f in "$STORE"/acl.*; do
+          [ -f "$f" ] || continue
+          out="$out$sep$nl$(acl_print "${f##*/acl.}" | sed "s/^/$tab/")"
+          sep=','
+        done
+        printf '%s\n]\n' "$out" ;;
+      *) echo '[]' ;;
+    esac ;;
+  "query /1.0/"*) exit 1 ;;
   "list ^"*) echo RUNNING ;;
   "image info") echo 'Type: virtual-machine' ;;
   "project show"|"network show"|"profile show") exit 1 ;;
@@ -1229,6 +1219,18 @@ impl StandIn {
         let output = command.output().expect("bash runs");
         let recorded = std::fs::read(&log).unwrap_or_default();
         Run { output, calls: parse_calls(&recorded) }
+    }
+
+    /// Make the next runs read `listings` (`incus query PATH` -> what it prints); the
+    /// value of `ANKLUMEC_TEST_QUERY` for them.
+    fn listings(&self, listings: &std::collections::BTreeMap<String, String>) -> String {
+        let dir = self.dir.path().join("query");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).expect("query dir");
+        for (path, text) in listings {
+            std::fs::write(dir.join(listing::file_name(path)), text).expect("listing");
+        }
+        dir.display().to_string()
     }
 
     /// Files in the work directory (there should be none).
@@ -1499,6 +1501,26 @@ fn without_stamps(calls: &[Vec<String>]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// `value` inside a JSON string as Go's encoder writes it without HTML escaping (the
+/// incus client's output, which deploy.sh's `ak_json` must match): written here apart
+/// from the compiler's own encoder, so that the two are checked against each other.
+fn go_json_escape(value: &str, out: &mut String) {
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+}
+
 /// The calls deploy.sh makes for the placeholder values, against an empty server.
 fn baseline_calls() -> &'static Vec<Vec<String>> {
     static BASELINE: std::sync::OnceLock<Vec<Vec<String>>> = std::sync::OnceLock::new();
@@ -1543,15 +1565,16 @@ proptest! {
         let run = stand_in.run(&script, &[]);
         prop_assert!(run.output.status.success(), "{}", String::from_utf8_lossy(&run.output.stderr));
 
-        // One pass over each argument, so that a value is never searched for placeholders.
-        let substitute = |arg: &String| {
+        // One pass over each argument, so that a value is never searched for placeholders;
+        // in the JSON body of an `incus query` request, each value as a JSON string.
+        let substitute = |arg: &String, json: bool| {
             let mut out = String::new();
             let mut rest = arg.as_str();
             'scan: while let Some(c) = rest.chars().next() {
                 let replacements = POSITIONS.iter().map(|(p, _)| *p).zip(values.iter().map(String::as_str));
                 for (placeholder, value) in replacements.chain([(IMAGE_PLACEHOLDER, image.as_str())]) {
                     if let Some(after) = rest.strip_prefix(placeholder) {
-                        out.push_str(value);
+                        if json { go_json_escape(value, &mut out) } else { out.push_str(value) }
                         rest = after;
                         continue 'scan;
                     }
@@ -1561,8 +1584,13 @@ proptest! {
             }
             out
         };
-        let expected: Vec<Vec<String>> =
-            baseline_calls().iter().map(|call| call.iter().map(substitute).collect()).collect();
+        let expected: Vec<Vec<String>> = baseline_calls()
+            .iter()
+            .map(|call| {
+                let is_query = call.first().is_some_and(|word| word == "query");
+                call.iter().enumerate().map(|(index, arg)| substitute(arg, is_query && call.get(index.wrapping_sub(1)).is_some_and(|flag| flag == "-d"))).collect()
+            })
+            .collect();
         let got = without_stamps(&run.calls);
         prop_assert_eq!(got.len(), expected.len(), "another number of incus calls");
         for (got, expected) in got.iter().zip(&expected) {
@@ -2022,36 +2050,52 @@ domains:
 fn a_changed_instance_type_stops_in_preflight() {
     let script = compile_to_script(TYPED);
     let stand_in = StandIn::new();
-    for (list, name, have, want) in [
-        ("web,RUNNING,CONTAINER,", "web", "container", "vm"),
-        ("db,STOPPED,VIRTUAL-MACHINE,0123abcd", "db", "virtual-machine", "lxc"),
+    let instances = |rows: &[(&str, &str, &str)]| {
+        let items: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(name, status, kind)| {
+                serde_json::json!({
+                    "architecture": "x86_64", "config": {}, "description": "", "devices": {}, "ephemeral": false,
+                    "name": name, "profiles": [], "project": "work", "stateful": false, "status": status, "type": kind,
+                })
+            })
+            .collect();
+        let path = "/1.0/instances?recursion=1&all-projects=true".to_string();
+        stand_in.listings(&[(path, listing::printed(&serde_json::Value::Array(items)))].into())
+    };
+    for (rows, name, have, want) in [
+        ([("web", "Running", "container")], "web", "container", "vm"),
+        ([("db", "Stopped", "virtual-machine")], "db", "virtual-machine", "lxc"),
     ] {
+        let query = instances(&rows);
         for dry_run in ["0", "1"] {
-            let run = stand_in.run(&script, &[("ANKLUMEC_TEST_LIST", list), ("DRY_RUN", dry_run)]);
+            let run = stand_in.run(&script, &[("ANKLUMEC_TEST_QUERY", &query), ("DRY_RUN", dry_run)]);
             let stderr = String::from_utf8_lossy(&run.output.stderr);
-            assert_eq!(run.output.status.code(), Some(1), "{list}: {stderr}");
+            assert_eq!(run.output.status.code(), Some(1), "{rows:?}: {stderr}");
             assert!(
                 stderr.contains(&format!("instance {name} in project work is a {have} but"))
                     && stderr.contains(&format!("declares type {want}"))
                     && stderr.contains("Incus cannot convert it")
                     && stderr.contains("delete it by hand")
                     && stderr.contains("security.protection.delete"),
-                "{list}: {stderr}"
+                "{rows:?}: {stderr}"
             );
             let mutating: Vec<&Vec<String>> = run.calls.iter().filter(|call| is_mutating(call)).collect();
-            assert!(mutating.is_empty(), "{list}: changed something before stopping: {mutating:#?}");
-            // Only reads happened: the server check and the one list of the project.
-            let verbs: Vec<String> = run.calls.iter().map(|call| call[..2].join(" ")).collect();
+            assert!(mutating.is_empty(), "{rows:?}: changed something before stopping: {mutating:#?}");
+            // Only reads happened: the server check, the listings and the image check.
             assert!(
-                verbs.iter().all(|v| ["query /1.0", "list --project", "image info"].contains(&v.as_str())),
-                "{list}: {verbs:?}"
+                run.calls
+                    .iter()
+                    .all(|call| (call[0] == "query" && call[1].starts_with("/1.0")) || call[..2] == ["image", "info"]),
+                "{rows:?}: {:?}",
+                run.calls
             );
-            assert!(verbs.contains(&"list --project".to_string()), "{list}: {verbs:?}");
             assert!(String::from_utf8_lossy(&run.output.stdout).is_empty(), "no step ran");
         }
     }
     // The same instances with their declared types: the script goes on and converges.
-    let run = stand_in.run(&script, &[("ANKLUMEC_TEST_LIST", "web,RUNNING,VIRTUAL-MACHINE,\ndb,RUNNING,CONTAINER,")]);
+    let query = instances(&[("web", "Running", "virtual-machine"), ("db", "Running", "container")]);
+    let run = stand_in.run(&script, &[("ANKLUMEC_TEST_QUERY", &query)]);
     assert!(run.output.status.success(), "{}", String::from_utf8_lossy(&run.output.stderr));
 }
 
@@ -2061,18 +2105,9 @@ const REMOVAL_WORDS: &[&str] = &["delete", "rm", "rmdir", "remove", "unset", "de
 /// The lines of deploy.sh (template and generated) that may hold a removal word, and
 /// why each is allowed. Nothing else in the script may remove anything.
 const ALLOWED_REMOVALS: &[(&str, &str)] = &[
-    // A config key the previous run recorded in the managed-keys marker
-    // (user.anklumec.managed) and that infra.yml no longer declares: anklumec set it, so
-    // anklumec may unset it.
-    (r#"ak_mutate "${cmd[@]}" unset "$ak_name" "${token#config:}" --project "$ak_project""#, "managed config key"),
-    // A device the previous run recorded in the marker and infra.yml no longer declares.
-    (r#"ak_mutate "${cmd[@]}" device remove "$ak_name" "${token#device:}" --project "$ak_project""#, "managed device"),
-    // A device infra.yml declares, whose type changed: Incus cannot change a device's
-    // type, so it is removed and added again at once with the declared type.
-    (
-        r#"ak_mutate "${cmd[@]}" device remove "$ak_name" "${ak_devs[$index]}" --project "$ak_project""#,
-        "declared device, retyped",
-    ),
+    // Keys and devices of a profile or instance that infra.yml does not declare go by
+    // no removal command: the one request that sets its whole declared state leaves them
+    // out (see `converging_sets_back_the_declared_state_and_keeps_incus_keys`).
     // A bridge of the plan's own name (`net-<domain>`) that an interrupted `incus network
     // create` left unfinished (status other than Created) and that nothing uses (no
     // `used_by` entry: not even the domain's default profile, which uses it as soon as it
@@ -2082,7 +2117,7 @@ const ALLOWED_REMOVALS: &[(&str, &str)] = &[
     (r#"ak_mutate incus network delete "$name""#, "unfinished, unused bridge"),
     // The manual step printed when an instance's type changed: a message, not a command.
     (
-        r#"ak_die "instance $2 in project $1 is a ${have,,} but $4 declares type $3: Incus cannot convert it. Move its data, delete it by hand (it may be protected: incus config unset $2 security.protection.delete --project $1), then rerun.""#,
+        r#"ak_die "instance $2 in project $1 is a $have but $4 declares type $3: Incus cannot convert it. Move its data, delete it by hand (it may be protected: incus config unset $2 security.protection.delete --project $1), then rerun.""#,
         "message",
     ),
 ];
@@ -2123,7 +2158,7 @@ const GENERATED_COMMANDS: &[&str] = &[
     "ak_preflight",
     "ak_check_isolation",
     "ak_ensure_acl",
-    "ak_load_instances",
+    "ak_read",
     "ak_require_image",
     "ak_check_type",
     "ak_step",
@@ -2223,31 +2258,42 @@ fn deploy_scripts_remove_only_what_anklumec_manages() {
 fn a_network_is_recreated_only_when_unfinished_and_unused() {
     let script = compile_to_script(TYPED);
     let stand_in = StandIn::new();
-    let used = "managed: true\nstatus: Pending\nused_by:\n- /1.0/profiles/default?project=work";
-    let errored_used = "managed: true\nstatus: Errored\nused_by:\n- /1.0/instances/web?project=work";
-    let created_unused = "managed: true\nstatus: Created\nused_by: []";
-    let pending_unused = "managed: true\nstatus: Pending\nused_by: []";
-    for (show, recreated) in [(used, false), (errored_used, false), (created_unused, false), (pending_unused, true)] {
-        let run = stand_in.run(&script, &[("ANKLUMEC_TEST_STATE", "populated"), ("ANKLUMEC_TEST_NETWORK", show)]);
-        assert!(run.output.status.success(), "{show}: {}", String::from_utf8_lossy(&run.output.stderr));
+    let profile = ["/1.0/profiles/default?project=work"];
+    let instance = ["/1.0/instances/web?project=work"];
+    for (status, used_by, recreated) in [
+        ("Pending", &profile[..], false),
+        ("Errored", &instance[..], false),
+        ("Created", &[][..], false),
+        ("Pending", &[][..], true),
+    ] {
+        let network = serde_json::json!([{
+            "config": {}, "description": "", "managed": true, "name": "net-work", "status": status,
+            "type": "bridge", "used_by": used_by,
+        }]);
+        let query = stand_in.listings(&[("/1.0/networks?recursion=1".to_string(), listing::printed(&network))].into());
+        let run = stand_in.run(&script, &[("ANKLUMEC_TEST_QUERY", &query)]);
+        let case = format!("{status} {used_by:?}");
+        assert!(run.output.status.success(), "{case}: {}", String::from_utf8_lossy(&run.output.stderr));
         let network: Vec<Vec<String>> =
             run.calls.iter().filter(|c| c[0] == "network" && is_mutating(c)).cloned().collect();
         let deleted = network.iter().position(|c| c[1] == "delete");
-        assert_eq!(deleted.is_some(), recreated, "{show}: {network:?}");
+        assert_eq!(deleted.is_some(), recreated, "{case}: {network:?}");
         if let Some(index) = deleted {
             assert_eq!(network[index], ["network", "delete", "net-work"]);
             assert_eq!(network[index + 1][..3], ["network", "create", "net-work"], "created again at once");
         }
-        assert!(run.calls.iter().all(|c| c[0] == "network" || !c.contains(&"delete".to_string())), "{show}");
+        assert!(run.calls.iter().all(|c| c[0] == "network" || !c.contains(&"delete".to_string())), "{case}");
     }
 }
 
-/// Item 6, dynamically: against a server where everything already exists with stale
-/// values, and whose markers say a previous run managed `user.gone` and `gone-dev`, the
-/// script of every fixture removes exactly those (and retypes declared devices), and
-/// never deletes, rebuilds, moves or renames anything.
+/// Item 6, dynamically: against a server where every declared profile and instance
+/// exists with a key (`user.gone`) and a device (`gone-dev`) added by hand, an option
+/// added to each declared device, and the keys Incus sets itself, the script of every
+/// fixture sends each of them its whole declared state in one request (the hand-made
+/// key, device and option gone, Incus's volatile.* and image.* keys kept), and never
+/// deletes, unsets, rebuilds, moves or renames anything.
 #[test]
-fn converging_removes_only_managed_keys_and_devices() {
+fn converging_sets_back_the_declared_state_and_keeps_incus_keys() {
     let mut fixtures: Vec<PathBuf> = std::fs::read_dir(Path::new(MANIFEST_DIR).join("tests/fixtures/ok"))
         .expect("fixtures")
         .flatten()
@@ -2259,60 +2305,55 @@ fn converging_removes_only_managed_keys_and_devices() {
         let text = std::fs::read_to_string(path).expect("fixture");
         let compilation = compile_source("infra.yml", &text, Options::default());
         let plan = compilation.plan.expect("compiles");
-        // Every declared instance exists, with its declared type and a stale stamp.
-        let mut rows = Vec::new();
-        let mut declared_devices = vec!["gone-dev".to_string()];
-        for step in &plan.steps {
-            match &step.action {
-                anklumec::plan::Action::EnsureInstance(spec) => {
-                    let kind = match spec.instance_type {
-                        anklumec::syntax::ast::InstanceType::Container => "CONTAINER",
-                        anklumec::syntax::ast::InstanceType::VirtualMachine => "VIRTUAL-MACHINE",
-                    };
-                    rows.push(format!("{},STOPPED,{kind},stale", spec.name));
-                    declared_devices.extend(spec.devices.keys().cloned());
+        let mut listings = listing::converged(&plan);
+        let mut expected = std::collections::BTreeMap::new();
+        for kind in ["instances", "profiles"] {
+            let path = format!("/1.0/{kind}?recursion=1&all-projects=true");
+            let Some(text) = listings.get(&path) else { continue };
+            let mut items: serde_json::Value = serde_json::from_str(text).expect("listing");
+            for item in items.as_array_mut().expect("a list") {
+                let url = format!(
+                    "/1.0/{kind}/{}?project={}",
+                    item["name"].as_str().expect("a name"),
+                    item["project"].as_str().expect("a project")
+                );
+                // What the server holds before the hand changes: the declared state, and for
+                // an instance the keys Incus set (listing.rs gives it image.os and
+                // volatile.uuid).
+                expected.insert(url, (item["config"].clone(), item["devices"].clone()));
+                item["config"]["user.gone"] = "by hand".into();
+                item["devices"]["gone-dev"] = serde_json::json!({"type": "none"});
+                for device in item["devices"].as_object_mut().expect("devices").values_mut() {
+                    device["limits.max"] = "by hand".into();
                 }
-                anklumec::plan::Action::EnsureProfile(spec) => declared_devices.extend(spec.devices.keys().cloned()),
-                _ => {}
             }
+            listings.insert(path, listing::printed(&items));
         }
+        let query = stand_in.listings(&listings);
         let script = deploy_script(&plan).expect("renders");
         let remote = plan.incus_remote.as_deref().unwrap_or("local");
-        let run = stand_in.run(
-            &script,
-            &[
-                ("ANKLUMEC_TEST_STATE", "populated"),
-                ("ANKLUMEC_TEST_LIST", &rows.join("\n")),
-                ("ANKLUMEC_TEST_REMOTE", remote),
-            ],
-        );
-        assert!(run.output.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&run.output.stderr));
-        let mut unsets = 0;
+        let run = stand_in.run(&script, &[("ANKLUMEC_TEST_QUERY", &query), ("ANKLUMEC_TEST_REMOTE", remote)]);
+        let name = path.display();
+        assert!(run.output.status.success(), "{name}: {}", String::from_utf8_lossy(&run.output.stderr));
+        let mut converged = std::collections::BTreeSet::new();
         for call in &run.calls {
             let args: Vec<&str> = call.iter().map(String::as_str).collect();
-            let forbidden =
-                args.iter().take(3).any(|a| ["delete", "rm", "rebuild", "move", "rename", "copy"].contains(a));
-            assert!(!forbidden, "{}: {args:?}", path.display());
-            match args.as_slice() {
-                ["config" | "profile", "unset", _, key, "--project", _] => {
-                    assert_eq!(*key, "user.gone", "{}: unset a key anklumec does not manage: {args:?}", path.display());
-                    unsets += 1;
-                }
-                ["config" | "profile", "device", "remove", _, device, "--project", _] => {
-                    assert!(
-                        declared_devices.iter().any(|d| d == device),
-                        "{}: removed a device anklumec does not manage: {args:?}",
-                        path.display()
-                    );
-                }
-                _ => assert!(
-                    !args.iter().any(|a| ["unset", "remove"].contains(a)),
-                    "{}: an unexpected removal: {args:?}",
-                    path.display()
-                ),
+            let forbidden = args
+                .iter()
+                .take(3)
+                .any(|a| ["delete", "rm", "rebuild", "move", "rename", "copy", "unset", "remove"].contains(a));
+            assert!(!forbidden, "{name}: {args:?}");
+            if let ["query", .., "-X", "PUT", "-d", body, url] = args.as_slice()
+                && let Some((config, devices)) = expected.get(*url)
+            {
+                let sent: serde_json::Value = serde_json::from_str(body).expect("the body is JSON");
+                assert_eq!(&sent["config"], config, "{name}: {url}");
+                assert_eq!(&sent["devices"], devices, "{name}: {url}");
+                converged.insert(url.to_string());
             }
         }
-        assert!(unsets > 0, "{}: the stale managed key was not removed", path.display());
+        let wanted: std::collections::BTreeSet<String> = expected.keys().cloned().collect();
+        assert_eq!(converged, wanted, "{name}: one request for each drifted profile and instance");
         assert!(stand_in.stray_files().is_empty());
     }
 }
@@ -2383,7 +2424,13 @@ fn an_acl_is_created_kept_or_replaced_whole() {
     let script = compile_to_script(TYPED);
     let stand_in = StandIn::new();
     let acl_calls = |run: &Run| -> Vec<Vec<String>> {
-        run.calls.iter().filter(|call| call[0] == "query" && call[1] == "-X").cloned().collect()
+        run.calls
+            .iter()
+            .filter(|call| {
+                call[0] == "query" && call[1] == "-X" && call.last().is_some_and(|url| url.contains("network-acls"))
+            })
+            .cloned()
+            .collect()
     };
     let fresh = stand_in.run(&script, &[]);
     assert!(fresh.output.status.success(), "{}", String::from_utf8_lossy(&fresh.output.stderr));
@@ -2397,17 +2444,16 @@ fn an_acl_is_created_kept_or_replaced_whole() {
     assert_eq!(parsed["name"], "net-work");
     assert_eq!(parsed["ingress"][0]["source"], "10.120.0.0/24");
 
-    // What the server prints when it holds exactly that ACL.
-    let held = format!(
-        "{},\n\t\"project\": \"default\",\n\t\"used_by\": [\n\t\t\"/1.0/networks/net-work\"\n\t]\n}}",
-        document.strip_suffix("\n}").expect("the document ends the object")
-    );
-    let same = stand_in.run(&script, &[("ANKLUMEC_TEST_STATE", "populated"), ("ANKLUMEC_TEST_ACL", &held)]);
+    // A rerun on the server that holds exactly that ACL.
+    let same = stand_in.rerun(&script, &[]);
     assert!(same.output.status.success(), "{}", String::from_utf8_lossy(&same.output.stderr));
     assert!(acl_calls(&same).is_empty(), "{:?}", acl_calls(&same));
     assert!(String::from_utf8_lossy(&same.output.stdout).contains("unchanged network ACL net-work"));
 
-    let stale = stand_in.run(&script, &[("ANKLUMEC_TEST_STATE", "populated")]);
+    // A rerun on a server whose ACL was changed by hand.
+    let stale_document = "{\n\t\"config\": {},\n\t\"description\": \"stale\",\n\t\"egress\": [],\n\t\"ingress\": [],\n\t\"name\": \"net-work\"\n}";
+    std::fs::write(stand_in.dir.path().join("calls.d/acl.net-work"), stale_document).expect("stale ACL");
+    let stale = stand_in.rerun(&script, &[]);
     assert!(stale.output.status.success(), "{}", String::from_utf8_lossy(&stale.output.stderr));
     let replaced = acl_calls(&stale);
     assert_eq!(replaced.len(), 1, "{replaced:?}");

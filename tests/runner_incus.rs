@@ -1,9 +1,10 @@
 //! The runner (`anklumec apply`) against a real Incus server (containers only).
 //!
 //! 1. `runner_1_*`: the runner's end state equals deploy.sh's, read back with `incus
-//!    query` (volatile.* ignored, stamps compared too); the two back ends alternate
-//!    (each one's rerun over the other's deployment changes nothing), and a rerun of
-//!    the runner sends no mutating request (counted in its client).
+//!    query` (volatile.* ignored; user.anklumec.* compared too, which neither back end
+//!    sets); the two back ends alternate (each one's rerun over the other's deployment
+//!    changes nothing), and a rerun of the runner sends no mutating request (counted
+//!    in its client).
 //! 2. `runner_2_*`: a failure in one domain (its image is missing) does not stop the
 //!    other: the failed step is named with its infra.yml line, its dependents are not
 //!    attempted, the exit status is 1; a rerun after the fix completes.

@@ -65,12 +65,12 @@ fn generated_scripts_pass_shellcheck() {
 
 /// A stand-in `incus` that records the argv of every call (NUL-separated, one call per
 /// record) and behaves as an empty server (with the network ACL extensions and the
-/// nftables firewall): nothing exists, every change succeeds.
+/// nftables firewall): nothing exists (every listing is empty), every change succeeds.
 const RECORDING_INCUS: &str = r#"#!/usr/bin/env bash
 { printf '%s\0' "$@"; printf '\n\0'; } >>"$ANKLUMEC_TEST_LOG"
 case "$1 $2" in
   "query /1.0") printf '{\n\t"api_extensions": [\n\t\t"network_acl",\n\t\t"network_bridge_acl"\n\t],\n\t"environment": {\n\t\t"firewall": "nftables"\n\t}\n}\n' ;;
-  "query /1.0/"*) exit 1 ;;
+  "query /1.0/"*) [[ $2 == *recursion=1* ]] || exit 1; echo '[]' ;;
   "network acl") [[ $3 == show ]] && exit 1 ;;
   "remote get-default") echo "${ANKLUMEC_TEST_REMOTE:-local}" ;;
   "list --project") ;;

@@ -45,7 +45,8 @@ fn field(out: &mut String, depth: usize, key: &str, value: &str, comma: bool) {
 }
 
 /// A JSON string as Go's encoder writes it without HTML escaping (which is how the
-/// incus client prints): `"` and `\`, the short escapes `\n`, `\r`, `\t`, other
+/// incus client prints, built with Go 1.22 or later): `"` and `\`, the short escapes
+/// `\n`, `\r`, `\t`, `\b`, `\f`, other
 /// control characters as `\u00XX`, and the two line separators JavaScript would
 /// break on as `\u2028` and `\u2029`.
 fn string(out: &mut String, value: &str) {
@@ -57,6 +58,8 @@ fn string(out: &mut String, value: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
             '\u{2028}' => out.push_str("\\u2028"),
             '\u{2029}' => out.push_str("\\u2029"),
             c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),

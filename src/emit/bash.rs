@@ -339,14 +339,8 @@ fn deploy_script_in_parts(plan: &Plan, parts: usize, batch: usize) -> Result<(St
     let mut size = texts.iter().chain(&checks).map(Rendered::len).sum::<usize>();
     size += DEPLOY_TEMPLATE.len() + COMMON_TEMPLATE.len();
     let mut quoter = Quoter::default();
-    let mut projects = Vec::new();
-    for step in &plan.steps {
-        if let Action::EnsureProject(spec) = &step.action {
-            let word = quoter.word(&spec.name)?;
-            size += "\nak_load_instances ".len() + word.len();
-            projects.push(word);
-        }
-    }
+    let reads = live_reads(plan)?;
+    size += reads.iter().map(|read| "\nak_read ".len() + read.len()).sum::<usize>();
     let mut images = Vec::with_capacity(plan.images.len());
     for image in &plan.images {
         let instances = users.remove(image.image.as_str()).unwrap_or_default();
@@ -360,7 +354,7 @@ fn deploy_script_in_parts(plan: &Plan, parts: usize, batch: usize) -> Result<(St
     let context = context! {
         header => header,
         waits => minijinja::value::Serde(&plan.waits),
-        projects => projects,
+        reads => reads,
         images => images,
         isolation => plan.steps.iter().any(|step| matches!(step.action, Action::EnsureAcl(_))),
         checks => checks.into_iter().map(Value::from_object).collect::<Vec<_>>(),
@@ -373,6 +367,49 @@ fn deploy_script_in_parts(plan: &Plan, parts: usize, batch: usize) -> Result<(St
     script.push(b'\n');
     let script = String::from_utf8(script).map_err(|error| EmitError(error.to_string()))?;
     Ok((script, size + 1))
+}
+
+/// The arguments of deploy.sh's `ak_read` lines: one recursive listing a kind of
+/// resource the plan declares, every project at once (a volume listing a pool), so
+/// that a rerun reads the live state in a handful of requests.
+fn live_reads(plan: &Plan) -> Result<Vec<String>, EmitError> {
+    let has = |wanted: fn(&Action) -> bool| plan.steps.iter().any(|step| wanted(&step.action));
+    let mut reads = vec![("project", "/1.0/projects?recursion=1".to_string(), None)];
+    if has(|action| matches!(action, Action::EnsureAcl(_))) {
+        reads.push(("acl", "/1.0/network-acls?recursion=1".into(), None));
+    }
+    if has(|action| matches!(action, Action::EnsureNetwork(_))) {
+        reads.push(("network", "/1.0/networks?recursion=1".into(), None));
+    }
+    if has(|action| matches!(action, Action::EnsureProfile(_))) {
+        reads.push(("profile", "/1.0/profiles?recursion=1&all-projects=true".into(), None));
+    }
+    if has(|action| matches!(action, Action::EnsureInstance(_))) {
+        reads.push(("instance", "/1.0/instances?recursion=1&all-projects=true".into(), None));
+    }
+    let pools: std::collections::BTreeSet<&str> = plan
+        .steps
+        .iter()
+        .filter_map(|step| match &step.action {
+            Action::EnsureVolume(spec) => Some(spec.pool.as_str()),
+            _ => None,
+        })
+        .collect();
+    for pool in pools {
+        let path = format!("/1.0/storage-pools/{pool}/volumes/custom?recursion=1&all-projects=true");
+        reads.push(("volume", path, Some(pool)));
+    }
+    reads
+        .into_iter()
+        .map(|(kind, path, pool)| {
+            let mut line = format!("{kind} {}", quote(&path)?);
+            if let Some(pool) = pool {
+                line.push(' ');
+                line.push_str(&quote(pool)?);
+            }
+            Ok(line)
+        })
+        .collect()
 }
 
 /// Script text a template has rendered (a part's steps, or their preflight checks),
@@ -549,7 +586,6 @@ struct StepView {
     instance_type: Option<Word>,
     pool: Option<Word>,
     image: Option<Word>,
-    stamp: Option<Word>,
     /// Words.
     profiles: Option<Value>,
     /// `key=value` words (projects, networks, volumes).
@@ -578,7 +614,6 @@ const STEP_FIELDS: &[&str] = &[
     "type",
     "pool",
     "image",
-    "stamp",
     "profiles",
     "config",
     "config_pairs",
@@ -606,7 +641,6 @@ impl Object for StepView {
             "type" => word(&self.instance_type),
             "pool" => word(&self.pool),
             "image" => word(&self.image),
-            "stamp" => word(&self.stamp),
             "profiles" => self.profiles.clone(),
             "config" => self.config.clone(),
             "config_pairs" => self.config_pairs.clone(),
@@ -664,7 +698,6 @@ fn step_view(step: &Step, quoter: &mut Quoter) -> Result<Option<Value>, EmitErro
         instance_type: None,
         pool: None,
         image: None,
-        stamp: None,
         profiles: None,
         config: None,
         config_pairs: None,
@@ -701,7 +734,6 @@ fn step_view(step: &Step, quoter: &mut Quoter) -> Result<Option<Value>, EmitErro
             view.description = Some(quoter.word(&spec.description)?);
             view.config_pairs = Some(quoter.config_pairs(&spec.config)?);
             view.devices = Some(quoter.devices(&spec.devices)?);
-            view.stamp = Some(quoter.word(&spec.stamp())?);
         }
         Action::EnsureInstance(spec) => {
             view.project = Some(quoter.word(&spec.project)?);
@@ -713,7 +745,6 @@ fn step_view(step: &Step, quoter: &mut Quoter) -> Result<Option<Value>, EmitErro
             view.profiles = Some(Value::from(profiles));
             view.config_pairs = Some(quoter.config_pairs(&spec.config)?);
             view.devices = Some(quoter.devices(&spec.devices)?);
-            view.stamp = Some(quoter.word(&spec.stamp())?);
         }
         Action::StartInstance(target) => {
             view.project = Some(quoter.word(&target.project)?);

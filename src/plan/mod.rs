@@ -13,7 +13,6 @@ pub use sorted::SortedMap;
 use crate::source::Location;
 use crate::syntax::ast::{InstanceType, Protocol};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::net::Ipv4Addr;
 
 /// Bumped whenever the JSON form of [`Plan`] changes incompatibly.
@@ -323,36 +322,6 @@ pub struct WaitSpec {
     pub wait: Wait,
 }
 
-/// What the stamp of a profile or instance covers: everything a back end converges,
-/// nothing it cannot change in place (type, image). Shared by the bash back end and the
-/// runner so that deploy.sh and `anklumec apply` stamp alike and can alternate.
-#[derive(Serialize)]
-pub struct Stamped<'a> {
-    pub description: &'a str,
-    pub profiles: Option<&'a [String]>,
-    pub config: &'a Config,
-    pub devices: &'a Devices,
-}
-
-impl ProfileSpec {
-    /// The value of `user.anklumec.profile.stamp`.
-    pub fn stamp(&self) -> String {
-        stamp(&Stamped { description: &self.description, profiles: None, config: &self.config, devices: &self.devices })
-    }
-}
-
-impl InstanceSpec {
-    /// The value of `user.anklumec.stamp`.
-    pub fn stamp(&self) -> String {
-        stamp(&Stamped {
-            description: &self.description,
-            profiles: Some(&self.profiles),
-            config: &self.config,
-            devices: &self.devices,
-        })
-    }
-}
-
 /// The phases of a teardown, in the order they run: nothing is removed before what
 /// depends on it is gone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -395,18 +364,6 @@ impl Plan {
     }
 }
 
-/// A short digest of a resource's declared state. The bash back end stamps it on
-/// what it manages so that a rerun can tell "unchanged" from one batched read.
-pub fn stamp<T: Serialize>(declared: &T) -> String {
-    // serde_json of a struct with sorted maps is canonical: fields in declaration
-    // order, maps sorted.
-    let mut json = Vec::with_capacity(512);
-    if serde_json::to_writer(&mut json, declared).is_err() {
-        json.clear();
-    }
-    hex(&Sha256::digest(&json)[..10])
-}
-
 /// Lower-case hexadecimal, two digits a byte.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -433,17 +390,6 @@ mod tests {
         assert!(ImageRef::parse("tiny").is_local());
         assert!(!ImageRef::parse("images:debian/13").is_local());
         assert_eq!(ImageRef::parse("images:debian/13").to_string(), "images:debian/13");
-    }
-
-    #[test]
-    fn stamps_change_with_content_and_are_stable() {
-        let mut config = Config::new();
-        config.insert("limits.cpu".into(), "2".into());
-        let a = stamp(&config);
-        assert_eq!(a, stamp(&config.clone()));
-        assert_eq!(a.len(), 20);
-        config.insert("limits.cpu".into(), "4".into());
-        assert_ne!(a, stamp(&config));
     }
 
     #[test]

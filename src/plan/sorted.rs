@@ -10,7 +10,7 @@ use std::borrow::Borrow;
 /// options) and tens of thousands of maps for a large file: a vector holds them in one
 /// small allocation where a `BTreeMap` takes a node of eleven entries, five times the
 /// memory. Iteration is in key order, as Incus stores config, and `serde` writes it
-/// as a map, so the plan's JSON and the stamps are those of a `BTreeMap`.
+/// as a map, so the plan's JSON is that of a `BTreeMap`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SortedMap<K, V> {
     entries: Vec<(K, V)>,

@@ -2,16 +2,15 @@
 //! run began, and send only the difference.
 //!
 //! The end state is deploy.sh's, key for key: the same projects, bridges, volumes,
-//! profiles and instances, with the same stamps (`user.anklumec.stamp`,
-//! `user.anklumec.profile.stamp`, from [`crate::plan::Stamped`]) and the same
-//! managed-keys lists (`...managed`), so that deploy.sh and the runner can alternate.
-//! Where deploy.sh sets keys one `incus` command at a time, the runner sends the whole
-//! converged object in one request; a resource whose stamp matches gets no request.
+//! profiles and instances, so that deploy.sh and the runner can alternate. What differs
+//! is what `anklumec diff` calls drift ([`diff::instance_drift`],
+//! [`diff::profile_drift`]): a profile or instance that drifts gets its whole declared
+//! state in one request (keeping the keys Incus sets itself), as deploy.sh does, and
+//! one that does not gets no request.
 
 use super::client::{Client, Error, encode};
-use super::state::{
-    AclState, Config as LiveConfig, InstanceState, RawDevice, RawDevices, State, parse_instance, parse_profile,
-};
+use super::diff;
+use super::state::{AclState, Config as LiveConfig, InstanceState, RawDevices, State, parse_instance, parse_profile};
 use crate::plan::{
     AclRule, AclSpec, Config, Devices, ImageRef, InstanceSpec, InstanceTarget, NetworkSpec, ProfileSpec, ProjectSpec,
     Step, VolumeSpec, WaitSpec,
@@ -161,117 +160,6 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// The stamp and managed-keys markers of profiles and instances (deploy.sh's
-/// `user.anklumec.profile` and `user.anklumec`).
-pub const PROFILE_MARKER: &str = "user.anklumec.profile";
-pub const INSTANCE_MARKER: &str = "user.anklumec";
-
-/// What a profile or instance declares, for the key-by-key convergence.
-pub struct Declared<'a> {
-    pub description: &'a str,
-    pub config: &'a Config,
-    pub devices: &'a Devices,
-    pub stamp: String,
-    pub marker: &'static str,
-}
-
-impl Declared<'_> {
-    /// deploy.sh's `ak_managed_list`: `config:KEY` per declared key, then `device:NAME`
-    /// per declared device, space-separated.
-    pub fn managed_list(&self) -> String {
-        let config = self.config.keys().map(|key| format!("config:{key}"));
-        let devices = self.devices.keys().map(|name| format!("device:{name}"));
-        config.chain(devices).collect::<Vec<_>>().join(" ")
-    }
-
-    fn stamp_key(&self) -> String {
-        format!("{}.stamp", self.marker)
-    }
-
-    fn managed_key(&self) -> String {
-        format!("{}.managed", self.marker)
-    }
-
-    /// The config of a new resource: the declared keys and the two markers. Incus
-    /// drops empty values (`incus ... set key=` unsets), so they are left out.
-    pub fn fresh_config(&self) -> LiveConfig {
-        let mut config = live_config(self.config);
-        set_or_unset(&mut config, self.stamp_key(), self.stamp.clone());
-        set_or_unset(&mut config, self.managed_key(), self.managed_list());
-        config
-    }
-
-    pub fn fresh_devices(&self) -> RawDevices {
-        self.devices
-            .iter()
-            .map(|(name, device)| (name.clone(), raw_device(&device.device_type, &device.options)))
-            .collect()
-    }
-
-    /// deploy.sh's `ak_converge` and the marker update, on the existing config,
-    /// devices and description: returns the new config and devices and what changed.
-    pub fn converge(
-        &self,
-        config: &LiveConfig,
-        devices: &RawDevices,
-        description: &str,
-    ) -> (LiveConfig, RawDevices, Vec<String>) {
-        let mut what = Vec::new();
-        let mut new_config = config.clone();
-        let mut new_devices = devices.clone();
-        for (key, value) in self.config {
-            if config.get(key).map_or("", String::as_str) != value {
-                set_or_unset(&mut new_config, key.clone(), value.clone());
-                what.push(key.clone());
-            }
-        }
-        let old = config.get(&self.managed_key()).cloned().unwrap_or_default();
-        for token in old.split_whitespace() {
-            if let Some(key) = token.strip_prefix("config:") {
-                if !self.config.contains_key(key) && new_config.remove(key).is_some() {
-                    what.push(format!("-{key}"));
-                }
-            } else if let Some(name) = token.strip_prefix("device:") {
-                if !self.devices.contains_key(name) && new_devices.remove(name).is_some() {
-                    what.push(format!("-device {name}"));
-                }
-            }
-        }
-        for (name, device) in self.devices {
-            match devices.get(name) {
-                Some(existing) if existing.get("type").map_or("", String::as_str) != device.device_type => {
-                    new_devices.insert(name.clone(), raw_device(&device.device_type, &device.options));
-                    what.push(format!("device {name}"));
-                }
-                Some(existing) => {
-                    let mut updated = existing.clone();
-                    let mut differs = false;
-                    for (key, value) in &device.options {
-                        if existing.get(key).map_or("", String::as_str) != value {
-                            set_or_unset(&mut updated, key.clone(), value.clone());
-                            differs = true;
-                        }
-                    }
-                    if differs {
-                        new_devices.insert(name.clone(), updated);
-                        what.push(format!("device {name}"));
-                    }
-                }
-                None => {
-                    new_devices.insert(name.clone(), raw_device(&device.device_type, &device.options));
-                    what.push(format!("+device {name}"));
-                }
-            }
-        }
-        if description != self.description {
-            what.push("description".into());
-        }
-        set_or_unset(&mut new_config, self.stamp_key(), self.stamp.clone());
-        set_or_unset(&mut new_config, self.managed_key(), self.managed_list());
-        (new_config, new_devices, what)
-    }
-}
-
 /// The config a new resource is created with: the declared keys, but for those
 /// declared empty (an empty value means "unset", as `incus config set k=""` does).
 fn live_config(declared: &Config) -> LiveConfig {
@@ -286,11 +174,9 @@ fn set_or_unset(map: &mut LiveConfig, key: String, value: String) {
     }
 }
 
-fn raw_device(device_type: &str, options: &Config) -> RawDevice {
-    let mut raw: RawDevice =
-        options.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
-    raw.insert("type".into(), device_type.to_string());
-    raw
+/// The declared devices as Incus stores them.
+fn raw_devices(devices: &Devices) -> RawDevices {
+    devices.iter().map(|(name, device)| (name.clone(), diff::raw_device(device))).collect()
 }
 
 fn config_json(config: &LiveConfig) -> Value {
@@ -485,38 +371,23 @@ pub fn ensure_profile(ctx: &Ctx, spec: &ProfileSpec) -> Result<Outcome, StepErro
             Err(error) => return Err(error.into()),
         }
     };
-    let declared = Declared {
-        description: &spec.description,
-        config: &spec.config,
-        devices: &spec.devices,
-        stamp: spec.stamp(),
-        marker: PROFILE_MARKER,
+    let body = json!({
+        "config": config_json(&live_config(&spec.config)),
+        "description": spec.description,
+        "devices": devices_json(&raw_devices(&spec.devices)),
+    });
+    let Some(existing) = existing else {
+        let mut body = body;
+        body["name"] = spec.name.clone().into();
+        ctx.mutate("POST", &format!("/1.0/profiles?project={project}"), body, UPDATE_DEADLINE)?;
+        return Ok(Outcome::Created);
     };
-    match existing {
-        None => {
-            let body = json!({
-                "name": spec.name,
-                "description": spec.description,
-                "config": config_json(&declared.fresh_config()),
-                "devices": devices_json(&declared.fresh_devices()),
-            });
-            ctx.mutate("POST", &format!("/1.0/profiles?project={project}"), body, UPDATE_DEADLINE)?;
-            Ok(Outcome::Created)
-        }
-        Some(existing) => {
-            if existing.config.get(&declared.stamp_key()) == Some(&declared.stamp) {
-                return Ok(Outcome::Unchanged);
-            }
-            let (config, devices, what) = declared.converge(&existing.config, &existing.devices, &existing.description);
-            let body = json!({
-                "config": config_json(&config),
-                "description": spec.description,
-                "devices": devices_json(&devices),
-            });
-            ctx.mutate("PUT", &path, body, UPDATE_DEADLINE)?;
-            Ok(Outcome::Changed(if what.is_empty() { vec!["stamp".into()] } else { what }))
-        }
+    let what = diff::changes(&diff::profile_drift(spec, &existing));
+    if what.is_empty() {
+        return Ok(Outcome::Unchanged);
     }
+    ctx.mutate("PUT", &path, body, UPDATE_DEADLINE)?;
+    Ok(Outcome::Changed(what))
 }
 
 fn api_type(instance_type: InstanceType) -> &'static str {
@@ -553,21 +424,14 @@ pub fn image_source(image: &str) -> Result<Value, StepError> {
 pub fn ensure_instance(ctx: &Ctx, spec: &InstanceSpec, origin: &str) -> Result<Outcome, StepError> {
     let (project, name) = (encode(&spec.project), encode(&spec.name));
     let key = format!("{}/{}", spec.project, spec.name);
-    let declared = Declared {
-        description: &spec.description,
-        config: &spec.config,
-        devices: &spec.devices,
-        stamp: spec.stamp(),
-        marker: INSTANCE_MARKER,
-    };
     let Some(existing) = ctx.state.instance(&spec.project, &spec.name) else {
         let body = json!({
             "name": spec.name,
             "type": api_type(spec.instance_type),
             "source": image_source(&spec.image)?,
             "profiles": spec.profiles,
-            "config": config_json(&declared.fresh_config()),
-            "devices": devices_json(&declared.fresh_devices()),
+            "config": config_json(&live_config(&spec.config)),
+            "devices": devices_json(&raw_devices(&spec.devices)),
             "description": spec.description,
             "start": false,
         });
@@ -579,24 +443,26 @@ pub fn ensure_instance(ctx: &Ctx, spec: &InstanceSpec, origin: &str) -> Result<O
     if !existing.is_running() {
         ctx.mark_to_start(key, if existing.status == "Frozen" { "unfreeze" } else { "start" });
     }
-    if existing.config.get(&declared.stamp_key()) == Some(&declared.stamp) {
+    let what = diff::changes(&diff::instance_drift(spec, existing));
+    if what.is_empty() {
         return Ok(Outcome::Unchanged);
     }
-    let (config, devices, mut what) = declared.converge(&existing.config, &existing.devices, &existing.description);
-    if existing.profiles != spec.profiles {
-        what.push("profiles".into());
-    }
+    // The whole declared state, with the keys Incus keeps (it refuses to see volatile
+    // keys removed and image keys changed).
+    let mut config: LiveConfig =
+        existing.config.iter().filter(|(key, _)| diff::incus_kept(key)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    config.extend(live_config(&spec.config));
     let body = json!({
         "architecture": existing.architecture,
         "config": config_json(&config),
-        "devices": devices_json(&devices),
+        "devices": devices_json(&raw_devices(&spec.devices)),
         "ephemeral": existing.ephemeral,
         "profiles": spec.profiles,
         "stateful": existing.stateful,
         "description": spec.description,
     });
     ctx.mutate("PUT", &format!("/1.0/instances/{name}?project={project}"), body, UPDATE_DEADLINE)?;
-    Ok(Outcome::Changed(if what.is_empty() { vec!["stamp".into()] } else { what }))
+    Ok(Outcome::Changed(what))
 }
 
 /// An existing instance of the other type cannot be converted; replacing it would
@@ -865,7 +731,6 @@ pub fn read_instance(client: &Client, project: &str, name: &str) -> Result<Insta
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Device;
 
     fn config(pairs: &[(&str, &str)]) -> Config {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -876,47 +741,8 @@ mod tests {
     }
 
     #[test]
-    fn managed_list_is_deploy_sh_s() {
-        let cfg = config(&[("limits.cpu", "1"), ("a.b", "")]);
-        let mut devices = Devices::new();
-        devices.insert("eth0".into(), Device { device_type: "nic".into(), options: config(&[("network", "n")]) });
-        let declared =
-            Declared { description: "", config: &cfg, devices: &devices, stamp: "s".into(), marker: INSTANCE_MARKER };
-        assert_eq!(declared.managed_list(), "config:a.b config:limits.cpu device:eth0");
-        let fresh = declared.fresh_config();
-        assert_eq!(fresh.get("user.anklumec.stamp").map(String::as_str), Some("s"));
-        assert!(!fresh.contains_key("a.b"));
-    }
-
-    #[test]
-    fn converge_sets_differences_and_removes_what_is_no_longer_declared() {
-        let cfg = config(&[("limits.cpu", "2")]);
-        let mut devices = Devices::new();
-        devices.insert("eth0".into(), Device { device_type: "nic".into(), options: config(&[("network", "n2")]) });
-        let declared =
-            Declared { description: "d", config: &cfg, devices: &devices, stamp: "new".into(), marker: PROFILE_MARKER };
-        let existing = live(&[
-            ("limits.cpu", "1"),
-            ("limits.memory", "1GiB"),
-            ("other", "kept"),
-            ("user.anklumec.profile.stamp", "old"),
-            ("user.anklumec.profile.managed", "config:limits.cpu config:limits.memory device:eth0 device:gone"),
-        ]);
-        let mut raw = RawDevices::new();
-        raw.insert("eth0".into(), live(&[("type", "nic"), ("network", "n1"), ("mtu", "1400")]));
-        raw.insert("gone".into(), live(&[("type", "disk")]));
-        let (new_config, new_devices, what) = declared.converge(&existing, &raw, "");
-        assert_eq!(new_config.get("limits.cpu").map(String::as_str), Some("2"));
-        assert!(!new_config.contains_key("limits.memory"));
-        assert_eq!(new_config.get("other").map(String::as_str), Some("kept"));
-        assert_eq!(
-            new_config.get("user.anklumec.profile.managed").map(String::as_str),
-            Some("config:limits.cpu device:eth0")
-        );
-        assert!(!new_devices.contains_key("gone"));
-        // Options no longer declared stay on an existing device (as deploy.sh).
-        assert_eq!(new_devices["eth0"].get("mtu").map(String::as_str), Some("1400"));
-        assert_eq!(new_devices["eth0"].get("network").map(String::as_str), Some("n2"));
-        assert_eq!(what, ["limits.cpu", "-limits.memory", "-device gone", "device eth0", "description"]);
+    fn a_new_resource_has_its_declared_keys_but_the_empty_ones() {
+        let fresh = live_config(&config(&[("limits.cpu", "1"), ("a.b", "")]));
+        assert_eq!(fresh, live(&[("limits.cpu", "1")]));
     }
 }

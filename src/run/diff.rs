@@ -1,17 +1,17 @@
 //! `anklumec diff`: what Incus holds now compared with the plan, per resource, without
 //! changing anything (only GET requests).
 //!
-//! Compared: every declared key and device option (a declared empty value means
-//! absent); keys and devices present live but not declared when anklumec manages them
-//! (the `user.anklumec.managed` / `user.anklumec.profile.managed` lists) or, for
-//! instances, when Incus does not (every key but `volatile.*`, `image.*` and the
-//! `user.anklumec.*` markers); instance profiles, descriptions and run status; extra
-//! instances and profiles in the declared projects. Incus's own keys never count, so a
-//! freshly deployed system shows no drift.
+//! Drift is exactly what a converge run (deploy.sh, `anklumec apply`) sets back, so
+//! that the two agree: of profiles and instances, everything but the keys Incus sets
+//! itself (`volatile.*`, `image.*`) and the `user.anklumec.*` markers of earlier
+//! versions: a key or device added, altered or removed by hand, the profile list, the
+//! description; of projects, bridges and volumes, the declared keys (Incus fills in
+//! the others); an ACL as a whole; an instance's type (which a run refuses to change)
+//! and run status. Instances and profiles in a declared project that infra.yml does not
+//! declare are listed as not managed: a run leaves them, and they are not drift.
 
 use super::RunError;
-use super::apply::PROFILE_MARKER;
-use super::state::{Config as LiveConfig, RawDevice, RawDevices, State};
+use super::state::{Config as LiveConfig, InstanceState, ProfileState, RawDevice, RawDevices, State};
 use crate::plan::{Action, Config, Devices, InstanceSpec, Plan, ProfileSpec};
 use crate::syntax::ast::InstanceType;
 use serde::Serialize;
@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 /// The version of the JSON document `diff --format json` prints.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One difference between the plan and the live state.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -70,6 +70,13 @@ impl Drift {
         self
     }
 
+    /// Whether a converge run acts on it: everything but what it leaves alone on purpose
+    /// (instances and profiles in a declared project that infra.yml does not declare),
+    /// which `diff` reports as not managed and which does not make it exit 1.
+    pub fn is_managed(&self) -> bool {
+        self.kind != "extra"
+    }
+
     /// `instance p/n`, `network n`.
     pub fn target(&self) -> String {
         match &self.project {
@@ -112,60 +119,51 @@ fn device_json(device: &RawDevice) -> Value {
     Value::Object(device.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
 }
 
-/// Declared devices missing or differing (type, options), then the live devices
-/// `also` selects that are not declared.
-fn compare_devices(
-    declared: &Devices,
-    live: &RawDevices,
-    also: impl Fn(&str) -> bool,
-    make: impl Fn() -> Drift,
-    out: &mut Vec<Drift>,
-) {
+/// A declared device as Incus stores it: `type` and the options declared non-empty.
+pub fn raw_device(device: &crate::plan::Device) -> RawDevice {
+    let mut raw: RawDevice =
+        device.options.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
+    raw.insert("type".into(), device.device_type.clone());
+    raw
+}
+
+/// Declared devices missing or differing (any option, declared or not, whose value is
+/// not the declared one; absent and empty are the same), then the live devices that
+/// are not declared.
+fn compare_devices(declared: &Devices, live: &RawDevices, make: impl Fn() -> Drift, out: &mut Vec<Drift>) {
     for (name, device) in declared {
-        let mut wanted: RawDevice =
-            device.options.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
-        wanted.insert("type".into(), device.device_type.clone());
+        let wanted = raw_device(device);
         let Some(existing) = live.get(name) else {
             out.push(make().key(name).values(device_json(&wanted), Value::Null));
             continue;
         };
-        let mut options: Vec<(&str, &str)> = vec![("type", device.device_type.as_str())];
-        options.extend(device.options.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        for (option, value) in options {
-            let now = existing.get(option).map_or("", String::as_str);
-            if now != value {
+        let options: BTreeSet<&String> = wanted.keys().chain(existing.keys()).collect();
+        for option in options {
+            if wanted.get(option).map_or("", String::as_str) != existing.get(option).map_or("", String::as_str) {
                 let mut drift =
-                    make().key(name).values(text_or_null(Some(&value.to_string())), text_or_null(existing.get(option)));
-                drift.option = Some(option.to_string());
+                    make().key(name).values(text_or_null(wanted.get(option)), text_or_null(existing.get(option)));
+                drift.option = Some(option.clone());
                 out.push(drift);
             }
         }
     }
     for (name, device) in live {
-        if !declared.contains_key(name) && also(name) {
+        if !declared.contains_key(name) {
             out.push(make().key(name).values(Value::Null, device_json(device)));
         }
     }
 }
 
-/// The `config:KEY` and `device:NAME` entries of a managed list.
-fn managed(config: &LiveConfig, marker: &str) -> (BTreeSet<String>, BTreeSet<String>) {
-    let list = config.get(&format!("{marker}.managed")).map_or("", String::as_str);
-    let mut keys = BTreeSet::new();
-    let mut devices = BTreeSet::new();
-    for token in list.split_whitespace() {
-        if let Some(key) = token.strip_prefix("config:") {
-            keys.insert(key.to_string());
-        } else if let Some(name) = token.strip_prefix("device:") {
-            devices.insert(name.to_string());
-        }
-    }
-    (keys, devices)
+/// Keys Incus sets itself (kept as they are when anklumec sets a resource's config),
+/// and the markers of earlier anklumec versions: never drift.
+pub fn incus_managed(key: &str) -> bool {
+    incus_kept(key) || key.starts_with("user.anklumec.")
 }
 
-/// Keys Incus sets itself, and anklumec's markers: never drift.
-fn incus_managed(key: &str) -> bool {
-    key.starts_with("volatile.") || key.starts_with("image.") || key.starts_with("user.anklumec.")
+/// The keys Incus sets on an instance and refuses to see removed (`volatile.*`) or
+/// changed (`image.*`).
+pub fn incus_kept(key: &str) -> bool {
+    key.starts_with("volatile.") || key.starts_with("image.")
 }
 
 fn description(
@@ -181,18 +179,23 @@ fn description(
     }
 }
 
-fn diff_profile(spec: &ProfileSpec, state: &State, out: &mut Vec<Drift>) {
+/// How a live profile differs from its declared state. anklumec owns every profile
+/// it declares, the domain's `default` included: a key or device added by hand is drift.
+pub fn profile_drift(spec: &ProfileSpec, live: &ProfileState) -> Vec<Drift> {
     let (project, name) = (spec.project.as_str(), spec.name.as_str());
-    let Some(live) = state.profiles.get(&(spec.project.clone(), spec.name.clone())) else {
-        out.push(Drift::new("profile", Some(project), name, "missing"));
-        return;
-    };
-    let (keys, devices) = managed(&live.config, PROFILE_MARKER);
+    let mut out = Vec::new();
     let make = |kind| move || Drift::new("profile", Some(project), name, kind);
-    let config = |key: &str| keys.contains(key) && !key.starts_with("user.anklumec.");
-    compare_config(&spec.config, &live.config, config, make("config"), out);
-    compare_devices(&spec.devices, &live.devices, |device| devices.contains(device), make("device"), out);
-    description(&spec.description, &live.description, "profile", Some(project), name, out);
+    compare_config(&spec.config, &live.config, |key| !incus_managed(key), make("config"), &mut out);
+    compare_devices(&spec.devices, &live.devices, make("device"), &mut out);
+    description(&spec.description, &live.description, "profile", Some(project), name, &mut out);
+    out
+}
+
+fn diff_profile(spec: &ProfileSpec, state: &State, out: &mut Vec<Drift>) {
+    match state.profiles.get(&(spec.project.clone(), spec.name.clone())) {
+        Some(live) => out.extend(profile_drift(spec, live)),
+        None => out.push(Drift::new("profile", Some(&spec.project), &spec.name, "missing")),
+    }
 }
 
 fn api_type(instance_type: InstanceType) -> &'static str {
@@ -202,26 +205,57 @@ fn api_type(instance_type: InstanceType) -> &'static str {
     }
 }
 
-fn diff_instance(spec: &InstanceSpec, state: &State, out: &mut Vec<Drift>) {
+/// How a live instance differs from its declared state: its type, then what a converge
+/// run sets back (every config key but Incus's own, every device, the profiles, the
+/// description), then whether it runs.
+pub fn instance_drift(spec: &InstanceSpec, live: &InstanceState) -> Vec<Drift> {
     let (project, name) = (spec.project.as_str(), spec.name.as_str());
-    let Some(live) = state.instance(project, name) else {
-        out.push(Drift::new("instance", Some(project), name, "missing"));
-        return;
-    };
+    let mut out = Vec::new();
     let make = |kind| move || Drift::new("instance", Some(project), name, kind);
     let want = api_type(spec.instance_type);
     if live.instance_type != want {
         out.push(make("type")().values(json!(want), json!(live.instance_type)));
     }
-    compare_config(&spec.config, &live.config, |key| !incus_managed(key), make("config"), out);
-    compare_devices(&spec.devices, &live.devices, |_| true, make("device"), out);
+    compare_config(&spec.config, &live.config, |key| !incus_managed(key), make("config"), &mut out);
+    compare_devices(&spec.devices, &live.devices, make("device"), &mut out);
     if live.profiles != spec.profiles {
         out.push(make("profiles")().values(json!(spec.profiles), json!(live.profiles)));
     }
-    description(&spec.description, &live.description, "instance", Some(project), name, out);
+    description(&spec.description, &live.description, "instance", Some(project), name, &mut out);
     if !live.is_running() {
         out.push(make("status")().values(json!("Running"), json!(live.status)));
     }
+    out
+}
+
+fn diff_instance(spec: &InstanceSpec, state: &State, out: &mut Vec<Drift>) {
+    match state.instance(&spec.project, &spec.name) {
+        Some(live) => out.extend(instance_drift(spec, live)),
+        None => out.push(Drift::new("instance", Some(&spec.project), &spec.name, "missing")),
+    }
+}
+
+/// What a converge run changes to remove `drift` from a profile or an instance, in
+/// deploy.sh's words, sorted as deploy.sh sorts them (bytes): `KEY` (set), `-KEY`
+/// (unset), `device NAME`, `+device NAME`, `-device NAME`, `profiles`, `description`.
+/// A difference it does not set (type, status) has no word.
+pub fn changes(drift: &[Drift]) -> Vec<String> {
+    let words: BTreeSet<String> = drift
+        .iter()
+        .filter_map(|entry| {
+            let key = entry.key.as_deref().unwrap_or_default();
+            match (entry.kind, &entry.declared, &entry.live, &entry.option) {
+                ("config", Value::Null, ..) => Some(format!("-{key}")),
+                ("config", ..) => Some(key.to_string()),
+                ("device", Value::Null, _, None) => Some(format!("-device {key}")),
+                ("device", _, Value::Null, None) => Some(format!("+device {key}")),
+                ("device", ..) => Some(format!("device {key}")),
+                ("profiles" | "description", ..) => Some(entry.kind.to_string()),
+                _ => None,
+            }
+        })
+        .collect();
+    words.into_iter().collect()
 }
 
 /// The differences between `plan` and `state`, in plan order, then the extras.
@@ -335,35 +369,40 @@ fn show(value: &Value) -> String {
     }
 }
 
-/// One line per difference, then a count (or `no drift`).
+fn line(entry: &Drift) -> String {
+    let what = match (entry.kind, &entry.key, &entry.option) {
+        ("missing", ..) => "missing (declared, absent)".to_string(),
+        ("extra", ..) => "not managed (present, not declared: deploy.sh and apply leave it)".to_string(),
+        ("unmanaged", ..) => "exists but is not managed by Incus".to_string(),
+        ("device", Some(key), Some(option)) => {
+            format!("device {key} {option}: declared {}, live {}", show(&entry.declared), show(&entry.live))
+        }
+        (kind, Some(key), None) => {
+            format!("{kind} {key}: declared {}, live {}", show(&entry.declared), show(&entry.live))
+        }
+        (kind, ..) => format!("{kind}: declared {}, live {}", show(&entry.declared), show(&entry.live)),
+    };
+    format!("{}: {what}\n", entry.target())
+}
+
+/// One line per difference, then a count (or `no drift`), then what is there and not
+/// managed (not counted: a converge run leaves it alone).
 pub fn render_text(drift: &[Drift]) -> String {
-    let mut text = String::new();
-    for entry in drift {
-        let what = match (entry.kind, &entry.key, &entry.option) {
-            ("missing", ..) => "missing (declared, absent)".to_string(),
-            ("extra", ..) => "extra (present, not declared)".to_string(),
-            ("unmanaged", ..) => "exists but is not managed by Incus".to_string(),
-            ("device", Some(key), Some(option)) => {
-                format!("device {key} {option}: declared {}, live {}", show(&entry.declared), show(&entry.live))
-            }
-            (kind, Some(key), None) => {
-                format!("{kind} {key}: declared {}, live {}", show(&entry.declared), show(&entry.live))
-            }
-            (kind, ..) => format!("{kind}: declared {}, live {}", show(&entry.declared), show(&entry.live)),
-        };
-        text.push_str(&format!("{}: {what}\n", entry.target()));
-    }
-    if drift.is_empty() {
+    let (managed, unmanaged): (Vec<&Drift>, Vec<&Drift>) = drift.iter().partition(|entry| entry.is_managed());
+    let mut text: String = managed.iter().map(|entry| line(entry)).collect();
+    if managed.is_empty() {
         text.push_str("no drift\n");
     } else {
-        text.push_str(&format!("{} difference(s)\n", drift.len()));
+        text.push_str(&format!("{} difference(s)\n", managed.len()));
     }
+    text.extend(unmanaged.iter().map(|entry| line(entry)));
     text
 }
 
-/// `{"schema_version":1,"drift":[...]}`.
+/// `{"schema_version":2,"drift":[...],"not_managed":[...]}`.
 pub fn render_json(drift: &[Drift]) -> String {
-    let document = json!({"schema_version": SCHEMA_VERSION, "drift": drift});
+    let (managed, unmanaged): (Vec<&Drift>, Vec<&Drift>) = drift.iter().partition(|entry| entry.is_managed());
+    let document = json!({"schema_version": SCHEMA_VERSION, "drift": managed, "not_managed": unmanaged});
     serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"
 }
 
@@ -401,7 +440,7 @@ mod tests {
             [("eth0".to_string(), [("type".to_string(), "nic".to_string()), ("network".into(), "n2".into())].into())]
                 .into();
         let mut out = Vec::new();
-        compare_devices(&declared, &live, |_| true, || Drift::new("profile", Some("p"), "x", "device"), &mut out);
+        compare_devices(&declared, &live, || Drift::new("profile", Some("p"), "x", "device"), &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].option.as_deref(), Some("network"));
         assert!(render_text(&out).contains("device eth0 network: declared \"n1\", live \"n2\""));

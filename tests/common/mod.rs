@@ -4,6 +4,8 @@
 //! prefix, and normalised snapshots of the live state.
 #![allow(dead_code)]
 
+pub mod listing;
+
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::fs;

@@ -16,10 +16,11 @@
 #   network create|set NAME K=V...    succeeds, but refuses (as Incus) a security.acls
 #                                     naming an ACL that does not exist; network delete
 #                                     forgets the bridge
-#   list --project P ... (the load)   nothing exists (empty output); with
-#                                     $AK_SIM_RUNNING_STAMP set, the VM sim-vm exists,
-#                                     RUNNING, with that stamp
-#   list type=virtual-machine ...     sim-vm and its process count, $AK_SIM_PROCESSES
+#   query PATH?recursion=1...         the listings read before any change: the ACLs
+#                                     above; the instances of $AK_SIM_INSTANCES (a file
+#                                     as tests/common/listing.rs prints them) when set;
+#                                     else nothing (an empty list)
+#   list type=virtual-machine ...     simvm,sim-vm and its process count, $AK_SIM_PROCESSES
 #                                     (default -1: no agent reports)
 #   project/network/profile/storage volume show, and every get: not found (exit 1)
 #   image info                        a virtual-machine image
@@ -117,6 +118,24 @@ case "${1:-}" in
         if [[ -z $users ]]; then used='[]'; else used=$'[\n'"${users%,}"$'\n\t]'; fi
         printf '%s,\n\t"project": "default",\n\t"used_by": %s\n}\n' "${doc%$'\n}'}" "$used"
         ;;
+      /1.0/network-acls\?*)
+        items=()
+        for file in "$acls"/*; do
+          [[ -f $file ]] || continue
+          name=${file##*/}
+          doc=$(<"$file")
+          users=$(acl_users "$name" | sed 's/.*/\t\t"&",/')
+          if [[ -z $users ]]; then used='[]'; else used=$'[\n'"${users%,}"$'\n\t]'; fi
+          items+=("$(printf '%s,\n\t"project": "default",\n\t"used_by": %s\n}' "${doc%$'\n}'}" "$used" | sed 's/^/\t/')")
+        done
+        if ((${#items[@]} == 0)); then echo '[]'; else
+          joined=${items[0]}
+          for item in "${items[@]:1}"; do joined+=$',\n'$item; done
+          printf '[\n%s\n]\n' "$joined"
+        fi
+        ;;
+      /1.0/instances\?*) if [[ -n ${AK_SIM_INSTANCES:-} ]]; then cat "$AK_SIM_INSTANCES"; else echo '[]'; fi ;;
+      /1.0/*\?*recursion=1*) echo '[]' ;;
       /1.0/*) not_found ;;
     esac
     exit 0
@@ -140,9 +159,7 @@ case "${1:-}" in
     ;;
   list)
     if [[ ${2:-} == type=virtual-machine ]]; then
-      echo "sim-vm,${AK_SIM_PROCESSES:--1}"
-    elif [[ ${2:-} == --project && -n ${AK_SIM_RUNNING_STAMP:-} ]]; then
-      echo "sim-vm,RUNNING,VIRTUAL-MACHINE,$AK_SIM_RUNNING_STAMP"
+      echo "simvm,sim-vm,${AK_SIM_PROCESSES:--1}"
     elif [[ ${2:-} == ^* ]]; then
       echo "$2" >>"$dir/polls"
       if (($(count_lines "$dir/polls") <= ${AK_SIM_BOOT_POLLS:-0})); then echo STOPPED; else echo RUNNING; fi
