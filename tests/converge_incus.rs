@@ -23,7 +23,7 @@ fn anklumec(args: &[&str], infra: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_anklumec")).args(args).arg(infra).output().expect("anklumec runs")
 }
 
-fn text(output: &Output) -> String {
+fn text_of(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
@@ -42,13 +42,24 @@ fn monitor(log: &Path) -> Child {
     child
 }
 
-/// Stop the monitor; the lifecycle events it saw.
-fn stop(mut child: Child, log: &Path) -> Vec<String> {
+/// Stop the monitor; the lifecycle events it saw about what the test names with
+/// `prefix` (its projects, instances, profiles, bridges and ACLs: other processes may
+/// use the server meanwhile).
+fn stop(mut child: Child, log: &Path, prefix: &str) -> Vec<String> {
     sleep(Duration::from_millis(700));
     let _ = child.kill();
     let _ = child.wait();
     let events = std::fs::read_to_string(log).unwrap_or_default();
-    events.lines().filter(|line| line.contains("\"action\"")).map(str::to_string).collect()
+    events
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| {
+            let source = event["metadata"]["source"].as_str().unwrap_or_default();
+            let project = event["project"].as_str().unwrap_or_default();
+            project.starts_with(prefix) || source.contains(prefix)
+        })
+        .map(|event| event.to_string())
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -101,7 +112,7 @@ fn every_hand_change_diff_reports_is_what_the_next_run_puts_back() {
     let plan = compile_source("infra.yml", &infra_text, Options::default()).plan.expect("compiles");
     let world = World { infra, script: deploy_script(&plan).expect("deploy.sh"), dir };
     let first = world.converge(Backend::Script);
-    assert!(first.status.success(), "{}", text(&first));
+    assert!(first.status.success(), "{}", text_of(&first));
     assert_eq!(world.diff(), (0, "no drift\n".to_string()), "a fresh deployment shows no drift");
 
     let address = {
@@ -151,27 +162,126 @@ fn every_hand_change_diff_reports_is_what_the_next_run_puts_back() {
             let what = format!("{kind} ({backend:?})");
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let by_hand = incus(&args);
-            assert!(by_hand.status.success(), "{what}: {}", text(&by_hand));
+            assert!(by_hand.status.success(), "{what}: {}", text_of(&by_hand));
             let (code, out) = world.diff();
             assert_eq!(code, 1, "{what}: diff does not report it:\n{out}");
 
             // The monitor sees the run's changes (what makes its silence below mean something).
             let watch = monitor(&log);
             let converged = world.converge(backend);
-            let events = stop(watch, &log);
-            assert!(converged.status.success(), "{what}: {}", text(&converged));
-            assert!(!events.is_empty(), "{what}: no lifecycle event while converging:\n{}", text(&converged));
+            let events = stop(watch, &log, &tag);
+            assert!(converged.status.success(), "{what}: {}", text_of(&converged));
+            assert!(!events.is_empty(), "{what}: no lifecycle event while converging:\n{}", text_of(&converged));
             let (code, out) = world.diff();
-            assert_eq!((code, out.as_str()), (0, "no drift\n"), "{what}: the run left drift:\n{}", text(&converged));
+            assert_eq!((code, out.as_str()), (0, "no drift\n"), "{what}: the run left drift:\n{}", text_of(&converged));
 
             let watch = monitor(&log);
             let rerun = world.converge(backend);
-            let events = stop(watch, &log);
-            assert!(rerun.status.success(), "{what}: {}", text(&rerun));
+            let events = stop(watch, &log, &tag);
+            assert!(rerun.status.success(), "{what}: {}", text_of(&rerun));
             assert!(events.is_empty(), "{what}: a rerun after converging changed the server: {events:#?}");
-            let rerun = text(&rerun);
+            let rerun = text_of(&rerun);
             assert!(rerun.contains("0 created, 0 changed, "), "{what}: {rerun}");
             assert!(!rerun.contains("changed   ") && !rerun.contains("started   "), "{what}: {rerun}");
         }
     }
+}
+
+/// A real run's step lines and summary (its waits, which a dry run skips, left out).
+fn outcome(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter(|line| {
+            ["created ", "changed ", "unchanged ", "started ", "recreate "].iter().any(|w| line.starts_with(w))
+                || line.contains(" created, ")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// A dry run's predictions, in the words the real run then uses.
+fn predicted(stdout: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for line in stdout.lines() {
+        if line.starts_with("  would run: ") {
+            continue;
+        }
+        for (prediction, fact) in [
+            ("would create ", "created"),
+            ("would change ", "changed"),
+            ("would start ", "started"),
+            ("would recreate ", "recreate"),
+            ("unchanged ", "unchanged"),
+        ] {
+            if let Some(rest) = line.strip_prefix(prediction) {
+                lines.push(format!("{fact:<9} {}", rest.trim_start()));
+            }
+        }
+        if let Some(counts) = line.strip_suffix(" (dry run: nothing was changed)") {
+            let words = counts.replace(" to create,", " created,").replace(" to change,", " changed,");
+            lines.push(words.replace(" to start", " started"));
+        }
+    }
+    lines
+}
+
+/// For every end-to-end fixture that deploys on containers (the fresh deploy of
+/// converge.yml, its change to converge-changed.yml, the fresh deploy of isolation.yml),
+/// and after hand changes, `DRY_RUN=1 bash deploy.sh` predicts the real run: the same
+/// steps with the same changes, and the same summary, worded as predictions.
+#[test]
+fn a_dry_run_predicts_the_real_run() {
+    let Some(scope) = Scope::enter("a_dry_run_predicts_the_real_run", "cvd") else { return };
+    let tag = scope.prefix.clone();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).expect("shared dir");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/fixtures");
+    let render = |name: &str| {
+        std::fs::read_to_string(fixtures.join(name))
+            .expect("fixture")
+            .replace("@P@", &tag)
+            .replace("@ZT@", "252")
+            .replace("@ZU@", "282")
+            .replace("@Z@", "242")
+            .replace("@DIR@", &shared.display().to_string())
+    };
+    let check = |what: &str, text: &str, hand: &dyn Fn()| {
+        let plan = compile_source("infra.yml", text, Options::default()).plan.expect("compiles");
+        let script = deploy_script(&plan).expect("deploy.sh");
+        hand();
+        let dry = run(&script, &[("DRY_RUN", "1")]);
+        assert!(dry.status.success(), "{what}: {}", text_of(&dry));
+        let real = run(&script, &[]);
+        assert!(real.status.success(), "{what}: {}", text_of(&real));
+        let (dry, real) = (String::from_utf8_lossy(&dry.stdout), String::from_utf8_lossy(&real.stdout));
+        let predicted = predicted(&dry);
+        assert!(predicted.len() > 3, "{what}: {dry}");
+        assert_eq!(predicted, outcome(&real), "{what}: the dry run\n{dry}\ndid not predict the run\n{real}");
+    };
+    let p = tag.as_str();
+    check("converge.yml, fresh", &render("converge.yml"), &|| {});
+    check("converge-changed.yml", &render("converge-changed.yml"), &|| {});
+    check("by hand", &render("converge-changed.yml"), &|| {
+        for args in [
+            vec!["config", "set", &format!("{p}-ctl"), "limits.cpu=3", "user.x=1", "--project", &format!("{p}a")],
+            vec!["stop", "--force", &format!("{p}-db"), "--project", &format!("{p}t")],
+            vec!["profile", "set", "default", "user.x=1", "--project", &format!("{p}t")],
+            vec!["network", "set", &format!("net-{p}a"), "ipv4.nat=true"],
+        ] {
+            let out = incus(&args);
+            assert!(out.status.success(), "{args:?}: {}", text_of(&out));
+        }
+    });
+    drop(scope);
+    let Some(scope) = Scope::enter("a_dry_run_predicts_the_real_run", "cvd") else { return };
+    let tag = scope.prefix.clone();
+    // The untrusted zone is zone_base + 40: a lower base than the others.
+    let text = std::fs::read_to_string(fixtures.join("isolation.yml"))
+        .expect("fixture")
+        .replace("@P@", &tag)
+        .replace("@ZT@", "202")
+        .replace("@ZU@", "232")
+        .replace("@Z@", "192");
+    check("isolation.yml, fresh", &text, &|| {});
 }

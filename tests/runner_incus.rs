@@ -5,9 +5,11 @@
 //!    sets); the two back ends alternate (each one's rerun over the other's deployment
 //!    changes nothing), and a rerun of the runner sends no mutating request (counted
 //!    in its client).
-//! 2. `runner_2_*`: a failure in one domain (its image is missing) does not stop the
-//!    other: the failed step is named with its infra.yml line, its dependents are not
-//!    attempted, the exit status is 1; a rerun after the fix completes.
+//! 2. `runner_2_*`: a missing image stops `anklumec apply` and deploy.sh in their
+//!    preflight, before any change (the server is left untouched), with the same
+//!    message naming the image and the infra.yml line that chooses it; after the fix
+//!    a run completes. (That a failing step stops only what depends on it is tested
+//!    against the fake API server, tests/runner_fake.rs.)
 //!
 //! Gate and isolation as in tests/e2e_incus.rs: without an Incus server holding the
 //! image `anklumec-test` the tests print `SKIPPED` and pass, unless `ANKLUMEC_E2E=1`,
@@ -23,7 +25,7 @@ use anklumec::run::scheduler::Status;
 use anklumec::run::{self, Report};
 
 mod common;
-use common::{TestLock, assert_same_state, cleanup, empty_snapshot, incus_gate, query, query_ok, snapshot};
+use common::{TestLock, assert_same_state, cleanup, empty_snapshot, incus_gate, query_ok, snapshot};
 use serde_json::{Map, Value};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -237,7 +239,7 @@ fn runner_1_end_state_equals_deploy_sh_and_reruns_send_no_mutation() {
 }
 
 #[test]
-fn runner_2_failure_in_one_domain_does_not_stop_the_other() {
+fn runner_2_a_missing_image_stops_both_back_ends_before_any_change() {
     let Some(world) = World::start("runner_2", "rnf", 233) else { return };
     // The admin domain's machine needs an image this server does not have.
     let broken = FIXTURE.replacen(
@@ -247,6 +249,12 @@ fn runner_2_failure_in_one_domain_does_not_stop_the_other() {
     );
     assert_ne!(broken, FIXTURE);
     let plan = world.compile(&broken);
+    let image = plan.images.iter().find(|image| image.image == "anklumec-no-such-image").expect("the image is used");
+    let line = broken.lines().position(|l| l.contains("os_image: anklumec-no-such-image")).expect("the line") + 1;
+    assert_eq!(image.origin.line, line, "the image's origin is its os_image line");
+    let chosen = format!("image anklumec-no-such-image ({}) is not available on this Incus server", image.origin);
+    let tmp = format!("{}a/{}-tmp", world.prefix, world.prefix);
+
     let output = Command::new(env!("CARGO_BIN_EXE_anklumec"))
         .args(["apply", "infra.yml"])
         .current_dir(world.dir.path())
@@ -254,32 +262,29 @@ fn runner_2_failure_in_one_domain_does_not_stop_the_other() {
         .output()
         .expect("anklumec apply");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "apply exits 1 on a failure:\n{stderr}");
-    let tmp = format!("{}a/{}-tmp", world.prefix, world.prefix);
-    // The failure names the step, the infra.yml line and the missing image.
-    let failed = stderr
-        .lines()
-        .find(|l| l.contains("image:anklumec-no-such-image (infra.yml:"))
-        .unwrap_or_else(|| panic!("no failure line for the image:\n{stderr}"));
-    assert!(failed.contains("not available") && failed.contains(&tmp), "{failed}");
-    assert!(stderr.contains(&format!("instance:{tmp} (after image:anklumec-no-such-image)")), "{stderr}");
-    assert!(stderr.contains(" 1 failed, "), "{stderr}");
-    // Everything else converged: the other instances run.
-    for (project, name) in [
-        (format!("{}a", world.prefix), format!("{}-ctl", world.prefix)),
-        (format!("{}t", world.prefix), format!("{}-web", world.prefix)),
-    ] {
-        let live = query_ok(&format!("/1.0/instances/{name}?project={project}"));
-        assert_eq!(live["status"], "Running", "{project}/{name}:\n{stderr}");
-    }
-    assert!(query(&format!("/1.0/instances/{}-tmp?project={}a", world.prefix, world.prefix)).is_err());
+    assert_ne!(output.status.code(), Some(0), "apply fails:\n{stderr}");
+    assert!(stderr.contains(&chosen), "{stderr}");
+    assert!(stderr.contains(&format!("needed to create: {tmp}")), "{stderr}");
+    assert!(stderr.contains("incus image import METADATA.tar.xz [ROOTFS] --alias anklumec-no-such-image"), "{stderr}");
+    assert_eq!(snapshot(&world.prefix, true), empty_snapshot(), "apply changed the server before stopping");
 
-    // Fixed (back to the available image), a rerun completes what was left.
+    let script = Command::new("bash")
+        .arg("deploy.sh")
+        .current_dir(world.dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("bash deploy.sh");
+    let script_err = String::from_utf8_lossy(&script.stderr);
+    assert_eq!(script.status.code(), Some(1), "deploy.sh fails:\n{script_err}");
+    assert!(script_err.contains(&format!("deploy.sh: error: {chosen}")), "{script_err}");
+    assert!(script_err.contains(&format!("needed to create: {tmp}")), "{script_err}");
+    assert_eq!(snapshot(&world.prefix, true), empty_snapshot(), "deploy.sh changed the server before stopping");
+
+    // Fixed (back to the available image), a run completes.
     let plan_fixed = world.compile(FIXTURE);
     drop(plan);
     let (report, lines) = world.apply(&plan_fixed);
     assert!(report.ok(), "{}", lines.join("\n"));
-    assert_eq!(report.created, 1, "only the missing instance is created:\n{}", lines.join("\n"));
     assert!(matches!(report.status(&format!("wait:{tmp}")), Some(Status::Done(_))));
     let live = query_ok(&format!("/1.0/instances/{}-tmp?project={}a", world.prefix, world.prefix));
     assert_eq!(live["status"], "Running");

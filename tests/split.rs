@@ -18,6 +18,9 @@ fn comparable(plan: &Plan) -> serde_json::Value {
     for step in value["steps"].as_array_mut().expect("steps") {
         step["origin"] = serde_json::Value::Null;
     }
+    for image in value["images"].as_array_mut().expect("images") {
+        image["origin"] = serde_json::Value::Null;
+    }
     value
 }
 

@@ -345,8 +345,10 @@ fn deploy_script_in_parts(plan: &Plan, parts: usize, batch: usize) -> Result<(St
     for image in &plan.images {
         let instances = users.remove(image.image.as_str()).unwrap_or_default();
         let word = quoter.word(&image.image)?;
-        size += "\nak_require_image  ".len() + word.len() + instances.len();
-        images.push(context! { image => word, instances => instances });
+        quoter.location(&image.origin);
+        let origin = quoter.raw_word()?;
+        size += "\nak_require_image   ".len() + word.len() + origin.len() + instances.len();
+        images.push(context! { image => word, origin => origin, instances => instances });
     }
     let (header, header_bytes) = header(plan)?;
     // Six wait settings, each a number of at most 20 digits.

@@ -15,7 +15,7 @@ use crate::plan::{
     NetworkSpec, Plan, ProfileSpec, ProjectSpec, Provisioning, SCHEMA_VERSION, SourceInfo, Step, VolumeSpec, Wait,
     WaitSpec, Waits,
 };
-use crate::source::{SourceMap, Span, Spanned};
+use crate::source::{Location, SourceMap, Span, Spanned};
 use crate::syntax::ast::{self, Infra, InstanceType};
 use std::collections::{BTreeMap, HashMap};
 
@@ -88,12 +88,12 @@ fn lower_in_groups(infra: &Infra, sources: &SourceMap, source: SourceInfo, parts
         boot_waits.extend(part.boot_waits);
         agent_waits.extend(part.agent_waits);
         provisioning.domains.extend(part.provisioning);
-        for (image, key) in part.images {
+        for (image, key, origin) in part.images {
             match images.get_mut(&image) {
                 Some(use_entry) => use_entry.instances.push(key),
                 None => {
                     let local = ImageRef::parse(&image).is_local();
-                    images.insert(image.clone(), ImageUse { local, image, instances: vec![key] });
+                    images.insert(image.clone(), ImageUse { local, image, instances: vec![key], origin });
                 }
             }
         }
@@ -144,8 +144,8 @@ struct Lowered {
     starts: Vec<Step>,
     boot_waits: Vec<Step>,
     agent_waits: Vec<Step>,
-    /// `(image, project/instance)` of every instance.
-    images: Vec<(String, String)>,
+    /// `(image, project/instance, where the image is chosen)` of every instance.
+    images: Vec<(String, String, Location)>,
     provisioning: Vec<DomainInfo>,
 }
 
@@ -212,7 +212,9 @@ impl Context<'_> {
             for (machine, address) in domain.machines.iter().zip(&addressing.machines) {
                 let address = address.and_then(MachineAddress::address);
                 let (spec, depends_on) = self.instance_spec(domain, machine, address, &names, &mut out.domain_steps);
-                out.images.push((spec.image.clone(), concat(&[&names.project, "/", &machine.name.value])));
+                let chosen = machine.os_image.as_ref().or(self.infra.global.default_os_image.as_ref());
+                let origin = self.sources.location(chosen.map_or(machine.name.span, |image| image.span));
+                out.images.push((spec.image.clone(), concat(&[&names.project, "/", &machine.name.value]), origin));
                 creates.push((spec, depends_on, machine.name.span));
             }
         }

@@ -149,6 +149,9 @@ pub struct ImageUse {
     pub local: bool,
     /// `project/instance` of every instance created from it.
     pub instances: Vec<String>,
+    /// Where infra.yml chooses it for the first of them (its `os_image`, or
+    /// `global.default_os_image`): what a missing image's message points at.
+    pub origin: Location,
 }
 
 #[derive(Clone, Debug, Serialize)]

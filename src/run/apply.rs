@@ -71,6 +71,8 @@ impl From<Error> for StepError {
 #[derive(Clone, Debug)]
 pub struct ImageWork {
     pub image: String,
+    /// Where infra.yml chooses the image (`file:line:column`).
+    pub origin: String,
     pub missing: Vec<(String, InstanceType)>,
 }
 
@@ -467,7 +469,7 @@ pub fn ensure_instance(ctx: &Ctx, spec: &InstanceSpec, origin: &str) -> Result<O
 
 /// An existing instance of the other type cannot be converted; replacing it would
 /// destroy it, which the runner never does.
-fn check_type(spec: &InstanceSpec, existing: &InstanceState, origin: &str) -> Result<(), StepError> {
+pub fn check_type(spec: &InstanceSpec, existing: &InstanceState, origin: &str) -> Result<(), StepError> {
     let want = api_type(spec.instance_type);
     if existing.instance_type == want {
         return Ok(());
@@ -641,40 +643,54 @@ pub fn wait_agent(ctx: &Ctx, spec: &WaitSpec, note: Note) -> Result<Outcome, Ste
 /// Make `work.image` available before the instances that need it are created
 /// concurrently: a local alias must exist (and be a VM image if VMs need it); a remote
 /// image is pulled into the image store once.
+/// Whether the instances still to be created from `work`'s image can be: a local alias
+/// must be here, of the virtual-machine type if VMs need it; a remote image must come
+/// from a remote the runner knows (it is pulled by its own step). deploy.sh's
+/// `ak_require_image`, in the runner's preflight.
+pub fn check_image(client: &Client, work: &ImageWork) -> Result<(), StepError> {
+    if work.missing.is_empty() {
+        return Ok(());
+    }
+    let reference = ImageRef::parse(&work.image);
+    if !reference.is_local() {
+        return image_source(&work.image).map(|_| ());
+    }
+    let needed: Vec<&str> = work.missing.iter().map(|(key, _)| key.as_str()).collect();
+    let vms: Vec<&str> =
+        work.missing.iter().filter(|(_, t)| *t == InstanceType::VirtualMachine).map(|(key, _)| key.as_str()).collect();
+    let alias = match client.get(&format!("/1.0/images/aliases/{}", encode(&reference.name))) {
+        Ok(alias) => alias,
+        Err(error) if error.is_not_found() => {
+            return Err(StepError {
+                message: format!("image {} ({}) is not available on this Incus server", work.image, work.origin),
+                hints: vec![
+                    format!("needed to create: {}", needed.join(" ")),
+                    format!(
+                        "import it under that alias:  incus image import METADATA.tar.xz [ROOTFS] --alias {}",
+                        reference.name
+                    ),
+                ],
+            });
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if !vms.is_empty() && alias["type"].as_str().is_some_and(|t| t != "virtual-machine") {
+        return Err(StepError::new(format!(
+            "image {} ({}) is not a virtual-machine image, but VMs need it: {} (import a VM image under another alias)",
+            work.image,
+            work.origin,
+            vms.join(" ")
+        )));
+    }
+    Ok(())
+}
+
 pub fn ensure_image(ctx: &Ctx, work: &ImageWork) -> Result<Outcome, StepError> {
     if work.missing.is_empty() {
         return Ok(Outcome::Skipped);
     }
-    let needed: Vec<String> = work.missing.iter().map(|(key, _)| key.clone()).collect();
-    let vms: Vec<&str> =
-        work.missing.iter().filter(|(_, t)| *t == InstanceType::VirtualMachine).map(|(key, _)| key.as_str()).collect();
-    let reference = ImageRef::parse(&work.image);
-    if reference.is_local() {
-        let path = format!("/1.0/images/aliases/{}", encode(&reference.name));
-        let alias = match ctx.client.get(&path) {
-            Ok(alias) => alias,
-            Err(error) if error.is_not_found() => {
-                return Err(StepError {
-                    message: format!(
-                        "image {} is not available on this Incus server; needed to create: {}",
-                        work.image,
-                        needed.join(" ")
-                    ),
-                    hints: vec![format!(
-                        "import it under that alias:  incus image import METADATA.tar.xz [ROOTFS] --alias {}",
-                        reference.name
-                    )],
-                });
-            }
-            Err(error) => return Err(error.into()),
-        };
-        if !vms.is_empty() && alias["type"].as_str().is_some_and(|t| t != "virtual-machine") {
-            return Err(StepError::new(format!(
-                "image {} is not a virtual-machine image, but VMs need it: {} (import a VM image under another alias)",
-                work.image,
-                vms.join(" ")
-            )));
-        }
+    // A local alias was checked before the run changed anything (check_image).
+    if ImageRef::parse(&work.image).is_local() {
         return Ok(Outcome::Skipped);
     }
     let source = image_source(&work.image)?;

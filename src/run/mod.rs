@@ -14,6 +14,7 @@ pub mod client;
 pub mod destroy;
 pub mod diff;
 pub mod http;
+pub mod preflight;
 pub mod progress;
 pub mod scheduler;
 pub mod state;
@@ -171,14 +172,6 @@ fn build_nodes<'p>(plan: &'p Plan, state: &state::State) -> Vec<Node<'p>> {
     let mut nodes = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut image_node: HashMap<&str, usize> = HashMap::new();
-    let origins: HashMap<String, String> = plan
-        .steps
-        .iter()
-        .filter_map(|step| match &step.action {
-            Action::EnsureInstance(spec) => Some((format!("{}/{}", spec.project, spec.name), step.origin.to_string())),
-            _ => None,
-        })
-        .collect();
     let types: HashMap<String, InstanceType> = plan
         .steps
         .iter()
@@ -201,12 +194,12 @@ fn build_nodes<'p>(plan: &'p Plan, state: &state::State) -> Vec<Node<'p>> {
             continue;
         }
         let id = format!("image:{}", image.image);
-        let origin = missing.first().and_then(|(key, _)| origins.get(key)).cloned().unwrap_or_default();
+        let origin = image.origin.to_string();
         image_node.insert(image.image.as_str(), nodes.len());
         index.insert(id.clone(), nodes.len());
         nodes.push(Node {
-            info: StepInfo { id, title: format!("image {}", image.image), origin, wait: false },
-            work: Work::Image(ImageWork { image: image.image.clone(), missing }),
+            info: StepInfo { id, title: format!("image {}", image.image), origin: origin.clone(), wait: false },
+            work: Work::Image(ImageWork { image: image.image.clone(), origin, missing }),
             deps: Vec::new(),
         });
     }
@@ -294,12 +287,8 @@ pub fn apply(plan: &Plan, options: &Options, reporter: &dyn Reporter) -> Result<
     let started = Instant::now();
     let jobs = options.jobs.max(1);
     let (client, state) = connect_and_read(options.socket.clone(), plan, jobs)?;
-    if plan.steps.iter().any(|step| matches!(step.action, Action::EnsureAcl(_))) {
-        let server =
-            client.get("/1.0").map_err(|error| RunError(format!("cannot read the server's features: {error}")))?;
-        check_isolation(&server)?;
-    }
     let nodes = build_nodes(plan, &state);
+    preflight::check(&client, plan, &state, &nodes)?;
     let would = |request: String| reporter.event(Event::Would(&request));
     let ctx = Ctx::new(&client, &state, options.dry_run, &options.interrupt, &would);
     let statuses = scheduler::execute(&nodes, &ctx, jobs, reporter);
