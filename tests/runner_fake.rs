@@ -430,6 +430,11 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
             world.volumes.insert((project, pool.to_string(), name), body.clone());
             (201, json!({"type": "sync", "status": "Success", "status_code": 200, "metadata": {}}))
         }
+        // Every local alias exists but those named `no-such-...`; one naming `vm` is a
+        // virtual-machine image.
+        ("GET", ["1.0", "images", "aliases", name]) if name.starts_with("no-such") => {
+            error(404, "Image alias not found")
+        }
         ("GET", ["1.0", "images", "aliases", name]) => {
             let vm = name.contains("vm");
             sync(json!({"name": name, "target": "f00d", "type": if vm { "virtual-machine" } else { "container" }}))
@@ -1251,4 +1256,42 @@ fn destroy_removes_acls_after_their_bridges_and_keeps_the_acl_of_a_kept_bridge()
     let world = fake.world.0.lock().expect("fake state");
     assert_eq!(world.acls.keys().collect::<Vec<_>>(), ["net-adm"], "the kept bridge stays isolated");
     assert_eq!(world.networks["net-adm"]["config"]["security.acls"], "net-adm");
+}
+
+/// The runner's preflight, as deploy.sh's: an existing instance of the other type than
+/// declared, or a missing local image, stops the run before its first mutating request,
+/// with deploy.sh's message and the infra.yml line.
+#[test]
+fn the_preflight_stops_the_run_before_any_change() {
+    let fake = Fake::start(Behaviour { boot: Duration::from_millis(50), ..Behaviour::default() });
+    let plan = compile(&fixture(1, 1, ""));
+    let (report, lines) = apply(&fake, &plan, 4);
+    assert!(report.ok(), "{}", lines.join("\n"));
+
+    // vm00 declared a container now, and a machine added: nothing may be sent.
+    let retyped =
+        fixture(1, 2, "").replace("        type: vm\n", "        type: lxc\n        os_image: fake-lxc-image\n");
+    let before = fake.requests().len();
+    let error = run::apply(&compile(&retyped), &fake.options(4), &Capture::default()).expect_err("refused");
+    let message = error.to_string();
+    assert!(message.contains("instance vm00 in project vmlab is a virtual-machine but"), "{message}");
+    assert!(message.contains("declares type lxc: Incus cannot convert it"), "{message}");
+    assert!(message.contains("infra.yml:"), "{message}");
+    assert_eq!(mutating(&fake.requests().split_off(before)), Vec::<String>::new(), "{message}");
+
+    // An image that the server does not have, for a machine still to be created.
+    let missing = fixture(1, 2, "")
+        .replace("      ct01:\n        os_image: fake-lxc-image\n", "      ct01:\n        os_image: no-such-image\n");
+    assert_ne!(missing, fixture(1, 2, ""));
+    let before = fake.requests().len();
+    let error = run::apply(&compile(&missing), &fake.options(4), &Capture::default()).expect_err("refused");
+    let message = error.to_string();
+    let line = missing.lines().position(|l| l.contains("no-such-image")).expect("the line") + 1;
+    assert!(
+        message
+            .starts_with(&format!("image no-such-image (infra.yml:{line}:19) is not available on this Incus server")),
+        "{message}"
+    );
+    assert!(message.contains("\n  needed to create: other/ct01\n"), "{message}");
+    assert_eq!(mutating(&fake.requests().split_off(before)), Vec::<String>::new(), "{message}");
 }
