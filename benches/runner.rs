@@ -81,7 +81,16 @@ fn cleanup_domains(prefix: &str, domains: &[&str]) {
             incus_ok(&args);
         }
         incus_ok(&["project", "delete", &project]);
-        incus_ok(&["network", "delete", &format!("net-{project}")]);
+        // Incus 6.0.4 may fail a bridge's deletion while another host interface goes:
+        // try again rather than leave it (and its ACL) behind.
+        for _ in 0..5 {
+            if incus_ok(&["network", "delete", &format!("net-{project}")])
+                || !incus_ok(&["network", "show", &format!("net-{project}")])
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
         incus_ok(&["network", "acl", "delete", &format!("net-{project}")]);
         let bridge = std::path::PathBuf::from(format!("/sys/class/net/net-{project}"));
         let deadline = Instant::now() + Duration::from_secs(20);
