@@ -78,6 +78,9 @@ pub struct Behaviour {
     /// The API extensions and firewall driver `GET /1.0` reports.
     pub extensions: Vec<&'static str>,
     pub firewall: &'static str,
+    /// How long a bridge's creation, change or deletion and an ACL's deletion take
+    /// (zero: at once); each is then recorded in [`World::spans`].
+    pub bridge_time: Duration,
 }
 
 impl Default for Behaviour {
@@ -93,6 +96,7 @@ impl Default for Behaviour {
             fail_delete: Arc::new(Mutex::new(BTreeSet::new())),
             extensions: vec!["network_acl", "network_bridge_acl"],
             firewall: "nftables",
+            bridge_time: Duration::ZERO,
         }
     }
 }
@@ -108,6 +112,10 @@ struct World {
     images: Vec<Value>,
     operations: BTreeMap<String, Operation>,
     requests: Vec<Request>,
+    /// (what, from, to) of the requests that add or remove host interfaces or delete
+    /// an ACL: `bridge NAME`, `acl-delete NAME`, `instance NAME` (a start or a deletion,
+    /// until its operation is done).
+    spans: Vec<(String, Instant, Instant)>,
 }
 
 pub struct Fake {
@@ -148,6 +156,10 @@ impl Fake {
 
     pub fn options(&self, jobs: usize) -> run::Options {
         run::Options { jobs, socket: Some(self.socket.clone()), ..run::Options::default() }
+    }
+
+    fn spans(&self) -> Vec<(String, Instant, Instant)> {
+        self.world.0.lock().map(|w| w.spans.clone()).unwrap_or_default()
     }
 
     fn requests(&self) -> Vec<Request> {
@@ -300,6 +312,18 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
                 }
             }
         }
+    }
+    // A slow bridge (or ACL deletion) takes its time outside the lock, as incusd does.
+    let slow = match (method.as_str(), segments.as_slice()) {
+        ("POST", ["1.0", "networks"]) => Some(format!("bridge {}", body["name"].as_str().unwrap_or_default())),
+        ("PUT" | "DELETE", ["1.0", "networks", name]) => Some(format!("bridge {name}")),
+        ("DELETE", ["1.0", "network-acls", name]) => Some(format!("acl-delete {name}")),
+        _ => None,
+    }
+    .filter(|_| !behaviour.bridge_time.is_zero());
+    let begin = Instant::now();
+    if slow.is_some() {
+        std::thread::sleep(behaviour.bridge_time);
     }
     let Ok(mut world) = shared.0.lock() else { return };
     let name = body["name"].as_str().unwrap_or_default().to_string();
@@ -510,6 +534,7 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
                 Some(instance) => {
                     instance.started_at = Some(Instant::now());
                     let after = behaviour.op_time;
+                    world.spans.push((format!("instance {name}"), begin, Instant::now() + after));
                     operation(&mut world, after, Ok(json!({})))
                 }
                 None => error(404, "Instance not found"),
@@ -572,6 +597,7 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
                 Some(_) => {
                     world.instances.remove(&key);
                     let after = behaviour.op_time;
+                    world.spans.push((format!("instance {name}"), begin, Instant::now() + after));
                     operation(&mut world, after, Ok(json!({})))
                 }
             }
@@ -628,6 +654,9 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
         }
         _ => error(404, &format!("not found: {method} {target}")),
     };
+    if let Some(what) = slow {
+        world.spans.push((what, begin, Instant::now()));
+    }
     drop(world);
     respond(&stream, status, &envelope, false);
 }
@@ -1251,4 +1280,62 @@ fn destroy_removes_acls_after_their_bridges_and_keeps_the_acl_of_a_kept_bridge()
     let world = fake.world.0.lock().expect("fake state");
     assert_eq!(world.acls.keys().collect::<Vec<_>>(), ["net-adm"], "the kept bridge stays isolated");
     assert_eq!(world.networks["net-adm"]["config"]["security.acls"], "net-adm");
+}
+
+/// Four domains of two containers each, every machine removable.
+fn four_domains() -> String {
+    let mut text = String::from(
+        "project_name: race\nglobal:\n  addressing: {base_octet: 10, zone_base: 100}\n  default_os_image: tiny\n  nat: false\ndomains:\n",
+    );
+    for (subnet, domain) in ["da", "db", "dc", "dd"].iter().enumerate() {
+        text.push_str(&format!(
+            "  {domain}:\n    trust_level: admin\n    subnet_id: {subnet}\n    ephemeral: true\n    machines:\n      {domain}1: {{}}\n      {domain}2: {{}}\n"
+        ));
+    }
+    text
+}
+
+/// The spans of `kind` (`bridge`, `acl-delete`, `instance`) as intervals.
+fn spans_of(spans: &[(String, Instant, Instant)], kind: &str) -> Vec<(Instant, Instant)> {
+    spans.iter().filter(|(what, _, _)| what.split(' ').next() == Some(kind)).map(|(_, a, b)| (*a, *b)).collect()
+}
+
+/// Whether a span of `kind` overlaps a span of `other`.
+fn any_overlap(spans: &[(String, Instant, Instant)], kind: &str, other: &str) -> bool {
+    let (xs, ys) = (spans_of(spans, kind), spans_of(spans, other));
+    xs.iter().any(|(a, b)| ys.iter().any(|(c, d)| a < d && c < b))
+}
+
+/// Incus 6.0.4 fails a bridge's creation or deletion when a host interface goes away
+/// meanwhile, another bridge or an instance's veth (src/run/serial.rs), and an ACL's
+/// deletion when another ACL is deleted: the runner, with eight workers, does these
+/// one at a time, and still starts and deletes instances in parallel.
+#[test]
+fn bridges_and_acl_deletions_run_alone_and_instances_together() {
+    use anklumec::run::destroy::{DestroyOptions, destroy};
+    let fake = Fake::start(Behaviour {
+        bridge_time: Duration::from_millis(60),
+        op_time: Duration::from_millis(60),
+        ..Behaviour::default()
+    });
+    let plan = compile(&four_domains());
+    let (report, lines) = apply(&fake, &plan, 8);
+    assert!(report.ok(), "{}", lines.join("\n"));
+    let spans = fake.spans();
+    assert_eq!(spans_of(&spans, "bridge").len(), 4, "{spans:#?}");
+    assert_eq!(max_overlap(&spans_of(&spans, "bridge")), 1, "bridges created one at a time: {spans:#?}");
+    assert!(!any_overlap(&spans, "bridge", "instance"), "no start beside a bridge: {spans:#?}");
+    assert!(max_overlap(&spans_of(&spans, "instance")) > 1, "starts in parallel: {spans:#?}");
+
+    fake.world.0.lock().expect("fake state").spans.clear();
+    let options = DestroyOptions { socket: Some(fake.socket.clone()), jobs: 8, ..DestroyOptions::default() };
+    let capture = Capture::default();
+    let report = destroy(&plan, &options, &capture).expect("the run begins");
+    assert!(report.ok(), "{}", capture.lines().join("\n"));
+    let spans = fake.spans();
+    assert_eq!(spans_of(&spans, "bridge").len(), 4, "{spans:#?}");
+    assert_eq!(max_overlap(&spans_of(&spans, "bridge")), 1, "bridges deleted one at a time: {spans:#?}");
+    assert_eq!(max_overlap(&spans_of(&spans, "acl-delete")), 1, "ACLs deleted one at a time: {spans:#?}");
+    assert!(!any_overlap(&spans, "bridge", "instance"), "{spans:#?}");
+    assert!(max_overlap(&spans_of(&spans, "instance")) > 1, "instances deleted in parallel: {spans:#?}");
 }

@@ -9,6 +9,7 @@
 //! converged object in one request; a resource whose stamp matches gets no request.
 
 use super::client::{Client, Error, encode};
+use super::serial::Serial;
 use super::state::{
     AclState, Config as LiveConfig, InstanceState, RawDevice, RawDevices, State, parse_instance, parse_profile,
 };
@@ -95,6 +96,8 @@ pub struct Ctx<'a> {
     /// Project → its VMs whose state shows a process count (an agent reports), read
     /// once a project for the VMs this run found running.
     reporting: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Bridges one at a time, instance starts together (see [`Serial`]).
+    pub serial: Serial,
 }
 
 impl<'a> Ctx<'a> {
@@ -114,6 +117,7 @@ impl<'a> Ctx<'a> {
             to_start: Mutex::new(BTreeMap::new()),
             started: Mutex::new(BTreeSet::new()),
             reporting: Mutex::new(BTreeMap::new()),
+            serial: Serial::default(),
         }
     }
 
@@ -347,6 +351,7 @@ pub fn ensure_network(ctx: &Ctx, spec: &NetworkSpec) -> Result<Outcome, StepErro
         identity: json!({"name": spec.name, "type": "bridge"}),
         description: Some(&spec.description),
     };
+    let _alone = ctx.serial.bridge();
     resource.ensure(ctx, existing, &spec.config)
 }
 
@@ -626,7 +631,10 @@ pub fn start_instance(ctx: &Ctx, target: &InstanceTarget) -> Result<Outcome, Ste
     let Some(action) = ctx.start_action(&key) else { return Ok(Outcome::Skipped) };
     let path = format!("/1.0/instances/{}/state?project={}", encode(&target.name), encode(&target.project));
     let body = json!({"action": action, "timeout": -1, "force": false, "stateful": false});
+    // Its veth pairs appear and move into the instance: not while a bridge changes.
+    let beside = ctx.serial.instance();
     ctx.mutate("PUT", &path, body, UPDATE_DEADLINE)?;
+    drop(beside);
     if let Ok(mut started) = ctx.started.lock() {
         started.insert(key);
     }

@@ -14,6 +14,7 @@
 
 use super::client::{Client, Error, encode};
 use super::progress::{Event, Reporter};
+use super::serial::Serial;
 use super::{RunError, connect, step_title};
 use crate::plan::{Action, Plan, TeardownPhase};
 use serde_json::{Value, json};
@@ -153,7 +154,8 @@ pub fn destroy(plan: &Plan, options: &DestroyOptions, reporter: &dyn Reporter) -
     let started = Instant::now();
     let client = connect(options.socket.clone(), plan)?;
     let teardown = plan.teardown();
-    let work = Teardown { client: &client, options, reporter, gone: Mutex::new(HashSet::new()) };
+    let work =
+        Teardown { client: &client, options, reporter, gone: Mutex::new(HashSet::new()), serial: Serial::default() };
     let mut items: Vec<Item> = teardown
         .iter()
         .map(|(_, step)| Item { title: step_title(step), origin: step.origin.to_string(), result: None })
@@ -188,6 +190,9 @@ struct Teardown<'a> {
     /// What this run removed (or, in a dry run, would have), as `used_by` names it
     /// ([`used_by_key`]), so that later phases do not count it as a user.
     gone: Mutex<HashSet<String>>,
+    /// Bridges and ACLs deleted one at a time, instances stopped and deleted together
+    /// (see [`Serial`]).
+    serial: Serial,
 }
 
 type Outcome = Option<Result<Verdict, String>>;
@@ -301,6 +306,8 @@ impl Teardown<'_> {
             self.reporter.event(Event::Message(&line));
             self.mutate("PATCH", &path, Some(json!({ "config": { PROTECTION_KEY: "false" } })))?;
         }
+        // Its veth pairs go with it: not while a bridge is deleted.
+        let _beside = self.serial.instance();
         let status = instance["status"].as_str().unwrap_or_default();
         if matches!(status, "Running" | "Frozen" | "Ready") {
             let state = format!("/1.0/instances/{}/state?project={}", encode(name), encode(project));
@@ -361,7 +368,9 @@ impl Teardown<'_> {
         if self.users(&network, &[]) > 0 {
             return Ok(Verdict::Kept("still in use".into()));
         }
+        let alone = self.serial.bridge();
         self.mutate("DELETE", &path, None)?;
+        drop(alone);
         // Its ACL is free now (a dry run counts it so too, as the real run would).
         self.mark_gone(used_by_key(&path));
         Ok(Verdict::Removed)
@@ -384,7 +393,9 @@ impl Teardown<'_> {
         if !users.is_empty() {
             return Ok(Verdict::Kept(format!("still used by {}", users.join(" "))));
         }
+        let alone = self.serial.acl_delete();
         self.mutate("DELETE", &path, None)?;
+        drop(alone);
         Ok(Verdict::Removed)
     }
 }

@@ -7,6 +7,8 @@
 //! - [`apply`](mod@apply): per step, the difference between the plan and that state, sent as
 //!   the fewest requests (none when converged).
 //! - [`scheduler`]: the plan's dependency graph on `--jobs` threads; waits beside them.
+//! - [`serial`]: what Incus 6.0.4 cannot do at once (bridges beside other interface
+//!   changes, ACL deletions), done one at a time.
 //! - [`progress`]: plain lines (CI), a live display (terminal), a capture (tests).
 
 pub mod apply;
@@ -16,6 +18,7 @@ pub mod diff;
 pub mod http;
 pub mod progress;
 pub mod scheduler;
+pub mod serial;
 pub mod state;
 
 use crate::plan::{Action, Plan, Step};
