@@ -81,6 +81,9 @@ pub struct Behaviour {
     /// How long a bridge's creation, change or deletion and an ACL's deletion take
     /// (zero: at once); each is then recorded in [`World::spans`].
     pub bridge_time: Duration,
+    /// ACL names whose deletion answers 404 and leaves the ACL, as Incus 6.0.4 does
+    /// when another ACL is deleted meanwhile.
+    pub acl_delete_404: BTreeSet<String>,
 }
 
 impl Default for Behaviour {
@@ -97,6 +100,7 @@ impl Default for Behaviour {
             extensions: vec!["network_acl", "network_bridge_acl"],
             firewall: "nftables",
             bridge_time: Duration::ZERO,
+            acl_delete_404: BTreeSet::new(),
         }
     }
 }
@@ -362,6 +366,9 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
             }
             None => error(404, "Network ACL not found"),
         },
+        ("DELETE", ["1.0", "network-acls", name]) if behaviour.acl_delete_404.contains(*name) => {
+            error(404, "Failed getting ACL usage: Network ACL not found")
+        }
         ("DELETE", ["1.0", "network-acls", name]) => {
             if !world.acls.contains_key(*name) {
                 error(404, "Network ACL not found")
@@ -1338,4 +1345,26 @@ fn bridges_and_acl_deletions_run_alone_and_instances_together() {
     assert_eq!(max_overlap(&spans_of(&spans, "acl-delete")), 1, "ACLs deleted one at a time: {spans:#?}");
     assert!(!any_overlap(&spans, "bridge", "instance"), "{spans:#?}");
     assert!(max_overlap(&spans_of(&spans, "instance")) > 1, "instances deleted in parallel: {spans:#?}");
+}
+
+/// A 404 to a DELETE means "already gone" only when the resource is indeed gone: Incus
+/// 6.0.4 answers 404 for an ACL deletion it failed ("Failed getting ACL usage"), and
+/// destroy then reports the failure instead of `removed`.
+#[test]
+fn destroy_does_not_take_a_failed_deletion_answered_404_for_a_removal() {
+    use anklumec::run::destroy::{DestroyOptions, destroy};
+    let fake = Fake::start(Behaviour { acl_delete_404: ["net-db".to_string()].into(), ..Behaviour::default() });
+    let plan = compile(&four_domains());
+    let (report, lines) = apply(&fake, &plan, 8);
+    assert!(report.ok(), "{}", lines.join("\n"));
+    let options = DestroyOptions { socket: Some(fake.socket.clone()), ..DestroyOptions::default() };
+    let capture = Capture::default();
+    let report = destroy(&plan, &options, &capture).expect("the run begins");
+    let lines = capture.lines().join("\n");
+    assert!(!report.ok(), "{lines}");
+    let failures = report.failures();
+    assert_eq!(failures.len(), 1, "{lines}");
+    assert_eq!(failures[0].0, "network ACL net-db");
+    assert!(failures[0].2.contains("Failed getting ACL usage"), "{lines}");
+    assert!(fake.world.0.lock().expect("fake state").acls.contains_key("net-db"), "it is still there");
 }

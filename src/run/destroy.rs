@@ -254,7 +254,9 @@ impl Teardown<'_> {
     }
 
     /// Send a mutating request and await it, or announce it in a dry run. A 404 on a
-    /// DELETE is success: something else removed it meanwhile.
+    /// DELETE is success when the resource is indeed gone (something else removed it
+    /// meanwhile); Incus also answers 404 for a DELETE it failed midway (an ACL
+    /// deleted beside another: see [`Serial`]), and that is a failure.
     fn mutate(&self, method: &str, path: &str, body: Option<Value>) -> Result<(), Error> {
         if self.options.dry_run {
             let request = match &body {
@@ -266,7 +268,10 @@ impl Teardown<'_> {
         }
         match self.client.call(method, path, body.as_ref(), DELETE_DEADLINE) {
             Ok(_) => Ok(()),
-            Err(error) if method == "DELETE" && error.is_not_found() => Ok(()),
+            Err(error) if method == "DELETE" && error.is_not_found() => match self.read(path) {
+                Ok(None) => Ok(()),
+                _ => Err(error),
+            },
             Err(error) => Err(error),
         }
     }
