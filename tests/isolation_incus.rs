@@ -868,7 +868,7 @@ fn isolation_matrix_holds_through_deploy_apply_drift_and_teardown() {
     // No retry: the runner changes one bridge at a time (src/run/serial.rs).
     let run = world.anklumec(&["apply", "infra.yml"]);
     assert!(run.ok(), "{stage}: anklumec apply failed:\n{}", run.describe());
-    eprintln!("{stage}: {} in {:.1?}", run.stderr.lines().last().unwrap_or_default(), run.elapsed);
+    eprintln!("{stage}: {} in {:.1?}", run.stdout.lines().last().unwrap_or_default(), run.elapsed);
     wait_ready(&world, stage);
     assert_isolated(&world, stage, &DOMAINS);
     let (status, text) = world.diff();

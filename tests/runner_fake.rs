@@ -918,7 +918,7 @@ fn waits_that_time_out_fail_with_step_origin_and_hints_and_spare_the_others() {
     for vm in ["vm00", "vm02"] {
         assert!(matches!(report.status(&format!("agent:vmlab/{vm}")), Some(Status::Done(_))));
     }
-    assert!(lines.iter().any(|l| l.contains("0 unchanged, 1 failed, wall time")), "{}", lines.join("\n"));
+    assert!(lines.iter().any(|l| l.contains("0 unchanged, 3 started, 1 failed, wall time")), "{}", lines.join("\n"));
 
     // A rerun finds the VMs running and checks their agents again: vm01's still does
     // not answer, and the run fails as the first did, with the memory hints too. The
@@ -1367,4 +1367,86 @@ fn destroy_does_not_take_a_failed_deletion_answered_404_for_a_removal() {
     assert_eq!(failures[0].0, "network ACL net-db");
     assert!(failures[0].2.contains("Failed getting ACL usage"), "{lines}");
     assert!(fake.world.0.lock().expect("fake state").acls.contains_key("net-db"), "it is still there");
+}
+
+/// `anklumec` (the binary) in `dir`, on the fake's socket: status, stdout, stderr.
+fn cli(fake: &Fake, dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_anklumec"))
+        .args(args)
+        .current_dir(dir)
+        .env("INCUS_SOCKET", &fake.socket)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("anklumec runs");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code(), text(&output.stdout), text(&output.stderr))
+}
+
+/// deploy.sh's streams: `anklumec apply > log` keeps every step's result and the
+/// summary (starts counted); a failure, its hints and the closing list of what failed
+/// go to standard error, and no result does. The same for `anklumec destroy`.
+#[test]
+fn the_runner_prints_results_on_standard_output_and_failures_on_standard_error() {
+    let fake = Fake::start(Behaviour { fail_create: ["ct01".to_string()].into(), ..Behaviour::default() });
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("infra.yml"), fixture(0, 3, "")).expect("write infra.yml");
+    let (code, stdout, stderr) = cli(&fake, dir.path(), &["apply", "infra.yml"]);
+    assert_eq!(code, Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    for result in ["created   project other", "created   instance other/ct00", "started   instance other/ct02"] {
+        assert!(stdout.contains(&format!("{result}\n")), "{result} on stdout:\n{stdout}");
+    }
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(summary.starts_with("5 created, 1 changed, 0 unchanged, 2 started, 1 failed, wall time "), "{stdout}");
+    assert!(!stdout.contains("failed    ") && !stdout.contains("step(s)"), "no diagnostic on stdout:\n{stdout}");
+    assert!(stderr.contains("failed    instance other/ct01 (infra.yml:"), "{stderr}");
+    assert!(stderr.contains("1 step(s) failed:\n  instance:other/ct01 (infra.yml:"), "{stderr}");
+    assert!(stderr.contains("2 step(s) not attempted (a step they depend on failed):\n  start:other/ct01"), "{stderr}");
+    assert!(!stderr.contains("created ") && !stderr.contains(" started, "), "no result on stderr:\n{stderr}");
+
+    let (code, stdout, stderr) = cli(&fake, dir.path(), &["destroy", "--force", "infra.yml"]);
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("removed   instance other/ct00\n") && stdout.contains("removed   project other\n"),
+        "{stdout}"
+    );
+    assert!(stdout.lines().last().unwrap_or_default().starts_with("5 removed, 1 already absent, 0 kept, wall"));
+    assert_eq!(stderr, "", "nothing failed");
+}
+
+/// With standard error on a terminal (a pseudo-terminal made by util-linux's `script`)
+/// and standard output in a file: the live display is drawn on the terminal, and the
+/// file holds the results as plain lines, with no escape sequence of the display.
+#[test]
+fn with_a_terminal_progress_goes_to_standard_error_and_results_to_standard_output() {
+    let available = std::process::Command::new("script")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !available {
+        eprintln!("SKIPPED: util-linux's `script` is not installed");
+        return;
+    }
+    let fake = Fake::start(Behaviour { op_time: Duration::from_millis(300), ..Behaviour::default() });
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("infra.yml"), fixture(0, 2, "")).expect("write infra.yml");
+    let command = format!("'{}' apply infra.yml > results.txt", env!("CARGO_BIN_EXE_anklumec"));
+    let output = std::process::Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .env("INCUS_SOCKET", &fake.socket)
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script runs");
+    let terminal = String::from_utf8_lossy(&output.stdout);
+    let results = std::fs::read_to_string(dir.path().join("results.txt")).expect("results");
+    assert!(output.status.success(), "terminal:\n{terminal}\nresults:\n{results}");
+    assert!(terminal.contains(" steps "), "the live display is on the terminal:\n{terminal}");
+    assert!(!terminal.contains("created   instance"), "results are not on the terminal:\n{terminal}");
+    assert!(results.contains("created   instance other/ct00\n"), "{results}");
+    assert!(results.contains("started   instance other/ct01\n"), "{results}");
+    assert!(results.lines().last().unwrap_or_default().contains(" unchanged, 2 started, 0 failed, "), "{results}");
+    assert!(!results.contains('\u{1b}'), "no escape sequence in the results:\n{results:?}");
 }

@@ -262,7 +262,11 @@ fn runner_2_failure_in_one_domain_does_not_stop_the_other() {
         .unwrap_or_else(|| panic!("no failure line for the image:\n{stderr}"));
     assert!(failed.contains("not available") && failed.contains(&tmp), "{failed}");
     assert!(stderr.contains(&format!("instance:{tmp} (after image:anklumec-no-such-image)")), "{stderr}");
-    assert!(stderr.contains(" 1 failed, "), "{stderr}");
+    // The results and the summary on standard output, the failures on standard error.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("created   instance {}t/{}-web\n", world.prefix, world.prefix)), "{stdout}");
+    assert!(stdout.lines().last().is_some_and(|summary| summary.contains(" 1 failed, ")), "{stdout}");
+    assert!(!stdout.contains("image:anklumec-no-such-image"), "{stdout}");
     // Everything else converged: the other instances run.
     for (project, name) in [
         (format!("{}a", world.prefix), format!("{}-ctl", world.prefix)),

@@ -11,9 +11,12 @@
 //! A dry run sends no mutating request; it remembers what it would have removed so
 //! that, later in the same run, a profile used only by instances it would remove is
 //! reported as removable, as a real run would find it.
+//!
+//! Results (one line per resource, the summary, what was kept and why) go to standard
+//! output, failures to standard error.
 
 use super::client::{Client, Error, encode};
-use super::progress::{Event, Reporter};
+use super::progress::{Event, Reporter, Stream};
 use super::serial::Serial;
 use super::{RunError, connect, step_title};
 use crate::plan::{Action, Plan, TeardownPhase};
@@ -124,9 +127,9 @@ impl DestroyReport {
         self.failures().is_empty() && !self.was_interrupted()
     }
 
-    /// destroy.sh's summary, then what was kept and why, what failed, what an
-    /// interrupt left.
-    pub fn closing_lines(&self) -> Vec<String> {
+    /// destroy.sh's summary and what was kept and why (standard output), then what
+    /// failed and what an interrupt left (standard error).
+    pub fn closing_lines(&self) -> Vec<(Stream, String)> {
         let kept = self.kept();
         let mut summary = format!("{} removed, {} already absent, {} kept", self.removed(), self.absent(), kept.len());
         let failures = self.failures();
@@ -137,12 +140,19 @@ impl DestroyReport {
         if self.dry_run {
             summary.push_str(" (dry run: nothing was changed)");
         }
-        let mut lines = vec![summary];
-        lines.extend(kept.iter().map(|(title, why)| format!("  kept {title}: {why}")));
-        lines.extend(failures.iter().map(|(title, origin, message)| format!("  failed {title} ({origin}): {message}")));
+        let mut lines = vec![(Stream::Out, summary)];
+        lines.extend(kept.iter().map(|(title, why)| (Stream::Out, format!("  kept {title}: {why}"))));
+        lines.extend(
+            failures
+                .iter()
+                .map(|(title, origin, message)| (Stream::Err, format!("  failed {title} ({origin}): {message}"))),
+        );
         let left = self.items.iter().filter(|item| item.result.is_none()).count();
         if left > 0 {
-            lines.push(format!("interrupted: {left} resource(s) not reached; run `anklumec destroy` again to finish"));
+            lines.push((
+                Stream::Err,
+                format!("interrupted: {left} resource(s) not reached; run `anklumec destroy` again to finish"),
+            ));
         }
         lines
     }
@@ -176,8 +186,8 @@ pub fn destroy(plan: &Plan, options: &DestroyOptions, reporter: &dyn Reporter) -
         wall: started.elapsed(),
         mutating_requests: client.mutating_requests(),
     };
-    for line in report.closing_lines() {
-        reporter.event(Event::Message(&line));
+    for (stream, line) in report.closing_lines() {
+        reporter.event(Event::Message(stream, &line));
     }
     reporter.event(Event::End);
     Ok(report)
@@ -214,13 +224,15 @@ impl Teardown<'_> {
                         }
                         let item = &items[index];
                         let result = self.remove(&steps[index].1.action, &item.title);
-                        let line = match &result {
-                            Ok(Verdict::Removed) => format!("{:<9} {}", "removed", item.title),
-                            Ok(Verdict::Absent) => format!("{:<9} {}", "absent", item.title),
-                            Ok(Verdict::Kept(why)) => format!("{:<9} {} ({why})", "kept", item.title),
-                            Err(message) => format!("{:<9} {} ({}): {message}", "failed", item.title, item.origin),
+                        let (stream, line) = match &result {
+                            Ok(Verdict::Removed) => (Stream::Out, format!("{:<9} {}", "removed", item.title)),
+                            Ok(Verdict::Absent) => (Stream::Out, format!("{:<9} {}", "absent", item.title)),
+                            Ok(Verdict::Kept(why)) => (Stream::Out, format!("{:<9} {} ({why})", "kept", item.title)),
+                            Err(message) => {
+                                (Stream::Err, format!("{:<9} {} ({}): {message}", "failed", item.title, item.origin))
+                            }
                         };
-                        self.reporter.event(Event::Message(&line));
+                        self.reporter.event(Event::Message(stream, &line));
                         if let Ok(mut slot) = slots[index].lock() {
                             *slot = Some(result);
                         }
@@ -308,7 +320,7 @@ impl Teardown<'_> {
                 return Ok(Verdict::Kept(format!("protected: {PROTECTION_KEY}=true; rerun with --force to remove it")));
             }
             let line = format!("{:<9} {title} (--force: clearing {PROTECTION_KEY})", "unprotect");
-            self.reporter.event(Event::Message(&line));
+            self.reporter.event(Event::Message(Stream::Out, &line));
             self.mutate("PATCH", &path, Some(json!({ "config": { PROTECTION_KEY: "false" } })))?;
         }
         // Its veth pairs go with it: not while a bridge is deleted.
