@@ -1136,7 +1136,8 @@ fn destroy_reports_a_failed_removal_keeps_what_it_uses_and_a_rerun_finishes() {
     let (title, origin, message) = failures[0];
     assert_eq!(title, "instance other/ct00");
     assert!(origin.starts_with("infra.yml:") && message.contains("simulated failure"), "{origin}: {message}");
-    assert!(lines.contains("kept      project other (not empty: it still holds 1 "), "{lines}");
+    // What keeps the project, by name: the instance whose removal failed.
+    assert!(lines.contains("kept      project other (not empty: it still holds instance other/ct00)"), "{lines}");
     assert!(lines.contains("kept      network net-other (still in use)"), "{lines}");
     // A kept bridge keeps its domain isolated: its ACL stays.
     assert!(lines.contains("kept      network ACL net-other (still used by networks/net-other)"), "{lines}");
@@ -1384,7 +1385,8 @@ fn cli(fake: &Fake, dir: &std::path::Path, args: &[&str]) -> (Option<i32>, Strin
 
 /// deploy.sh's streams: `anklumec apply > log` keeps every step's result and the
 /// summary (starts counted); a failure, its hints and the closing list of what failed
-/// go to standard error, and no result does. The same for `anklumec destroy`.
+/// go to standard error, and no result does. The same for `anklumec destroy`, whose dry
+/// run words each line as a prediction.
 #[test]
 fn the_runner_prints_results_on_standard_output_and_failures_on_standard_error() {
     let fake = Fake::start(Behaviour { fail_create: ["ct01".to_string()].into(), ..Behaviour::default() });
@@ -1402,6 +1404,19 @@ fn the_runner_prints_results_on_standard_output_and_failures_on_standard_error()
     assert!(stderr.contains("1 step(s) failed:\n  instance:other/ct01 (infra.yml:"), "{stderr}");
     assert!(stderr.contains("2 step(s) not attempted (a step they depend on failed):\n  start:other/ct01"), "{stderr}");
     assert!(!stderr.contains("created ") && !stderr.contains(" started, "), "no result on stderr:\n{stderr}");
+
+    let (code, stdout, stderr) = cli(&fake, dir.path(), &["destroy", "--force", "--dry-run", "infra.yml"]);
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("would unprotect instance other/ct00 (--force: clearing "), "{stdout}");
+    assert!(stdout.contains("  would run: DELETE /1.0/instances/ct00?project=other\n"), "{stdout}");
+    assert!(stdout.contains("would remove instance other/ct00\n"), "{stdout}");
+    assert!(stdout.contains("absent       instance other/ct01\n"), "{stdout}");
+    assert!(stdout.contains("would remove project other\n"), "predicted: empty once its instances go\n{stdout}");
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(summary.starts_with("5 would be removed, 1 already absent, 0 would be kept, wall time "), "{stdout}");
+    assert!(summary.ends_with(" (dry run: nothing was changed)"), "{summary}");
+    assert!(!stdout.contains("removed "), "no past tense in a dry run:\n{stdout}");
+    assert_eq!(stderr, "", "nothing failed");
 
     let (code, stdout, stderr) = cli(&fake, dir.path(), &["destroy", "--force", "infra.yml"]);
     assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");

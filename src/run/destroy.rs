@@ -8,9 +8,10 @@
 //! project or bridge that something undeclared still uses. A second run removes
 //! nothing. The words are destroy.sh's: `removed`, `absent`, `kept`, `unprotect`.
 //!
-//! A dry run sends no mutating request; it remembers what it would have removed so
-//! that, later in the same run, a profile used only by instances it would remove is
-//! reported as removable, as a real run would find it.
+//! A dry run sends no mutating request and words every line as a prediction (`would
+//! remove`, `would keep`); it remembers what it would have removed so that, later in
+//! the same run, a profile used only by instances it would remove is reported as
+//! removable, as a real run would find it: the same steps and the same summary.
 //!
 //! Results (one line per resource, the summary, what was kept and why) go to standard
 //! output, failures to standard error.
@@ -131,7 +132,16 @@ impl DestroyReport {
     /// failed and what an interrupt left (standard error).
     pub fn closing_lines(&self) -> Vec<(Stream, String)> {
         let kept = self.kept();
-        let mut summary = format!("{} removed, {} already absent, {} kept", self.removed(), self.absent(), kept.len());
+        let mut summary = if self.dry_run {
+            format!(
+                "{} would be removed, {} already absent, {} would be kept",
+                self.removed(),
+                self.absent(),
+                kept.len()
+            )
+        } else {
+            format!("{} removed, {} already absent, {} kept", self.removed(), self.absent(), kept.len())
+        };
         let failures = self.failures();
         if !failures.is_empty() {
             summary.push_str(&format!(", {} failed", failures.len()));
@@ -141,7 +151,8 @@ impl DestroyReport {
             summary.push_str(" (dry run: nothing was changed)");
         }
         let mut lines = vec![(Stream::Out, summary)];
-        lines.extend(kept.iter().map(|(title, why)| (Stream::Out, format!("  kept {title}: {why}"))));
+        let keep = Word::Kept.text(self.dry_run);
+        lines.extend(kept.iter().map(|(title, why)| (Stream::Out, format!("  {keep} {title}: {why}"))));
         lines.extend(
             failures
                 .iter()
@@ -158,14 +169,51 @@ impl DestroyReport {
     }
 }
 
+/// destroy.sh's words: what a run did, or what a dry run predicts.
+#[derive(Clone, Copy)]
+enum Word {
+    Removed,
+    Absent,
+    Kept,
+    Unprotect,
+    Failed,
+}
+
+impl Word {
+    fn text(self, dry_run: bool) -> &'static str {
+        match (self, dry_run) {
+            (Word::Removed, false) => "removed",
+            (Word::Removed, true) => "would remove",
+            (Word::Absent, _) => "absent",
+            (Word::Kept, false) => "kept",
+            (Word::Kept, true) => "would keep",
+            (Word::Unprotect, false) => "unprotect",
+            (Word::Unprotect, true) => "would unprotect",
+            (Word::Failed, _) => "failed",
+        }
+    }
+
+    /// `WORD REST`, the word in a column (destroy.sh's widths: 9, 12 in a dry run).
+    fn line(self, dry_run: bool, rest: &str) -> String {
+        let width = if dry_run { 12 } else { 9 };
+        format!("{:<width$} {rest}", self.text(dry_run))
+    }
+}
+
 /// Remove what `plan` declares from the server. Err only when the run cannot begin
 /// (the server does not answer): nothing was changed then.
 pub fn destroy(plan: &Plan, options: &DestroyOptions, reporter: &dyn Reporter) -> Result<DestroyReport, RunError> {
     let started = Instant::now();
     let client = connect(options.socket.clone(), plan)?;
     let teardown = plan.teardown();
-    let work =
-        Teardown { client: &client, options, reporter, gone: Mutex::new(HashSet::new()), serial: Serial::default() };
+    let work = Teardown {
+        client: &client,
+        options,
+        reporter,
+        gone: Mutex::new(HashSet::new()),
+        declared: teardown.iter().map(|(_, step)| step_title(step)).collect(),
+        serial: Serial::default(),
+    };
     let mut items: Vec<Item> = teardown
         .iter()
         .map(|(_, step)| Item { title: step_title(step), origin: step.origin.to_string(), result: None })
@@ -200,6 +248,9 @@ struct Teardown<'a> {
     /// What this run removed (or, in a dry run, would have), as `used_by` names it
     /// ([`used_by_key`]), so that later phases do not count it as a user.
     gone: Mutex<HashSet<String>>,
+    /// The titles of what the plan declares (`instance work/web`): what keeps a project
+    /// and is not among them is named as not in infra.yml.
+    declared: HashSet<String>,
     /// Bridges and ACLs deleted one at a time, instances stopped and deleted together
     /// (see [`Serial`]).
     serial: Serial,
@@ -224,13 +275,17 @@ impl Teardown<'_> {
                         }
                         let item = &items[index];
                         let result = self.remove(&steps[index].1.action, &item.title);
+                        let dry = self.options.dry_run;
                         let (stream, line) = match &result {
-                            Ok(Verdict::Removed) => (Stream::Out, format!("{:<9} {}", "removed", item.title)),
-                            Ok(Verdict::Absent) => (Stream::Out, format!("{:<9} {}", "absent", item.title)),
-                            Ok(Verdict::Kept(why)) => (Stream::Out, format!("{:<9} {} ({why})", "kept", item.title)),
-                            Err(message) => {
-                                (Stream::Err, format!("{:<9} {} ({}): {message}", "failed", item.title, item.origin))
+                            Ok(Verdict::Removed) => (Stream::Out, Word::Removed.line(dry, &item.title)),
+                            Ok(Verdict::Absent) => (Stream::Out, Word::Absent.line(dry, &item.title)),
+                            Ok(Verdict::Kept(why)) => {
+                                (Stream::Out, Word::Kept.line(dry, &format!("{} ({why})", item.title)))
                             }
+                            Err(message) => (
+                                Stream::Err,
+                                Word::Failed.line(false, &format!("{} ({}): {message}", item.title, item.origin)),
+                            ),
                         };
                         self.reporter.event(Event::Message(stream, &line));
                         if let Ok(mut slot) = slots[index].lock() {
@@ -294,8 +349,9 @@ impl Teardown<'_> {
         }
     }
 
-    /// The entries of a `used_by` list that this run has not removed, minus `ignore`.
-    fn users(&self, value: &Value, ignore: &[String]) -> usize {
+    /// The entries of a `used_by` list that this run has not removed, minus `ignore`,
+    /// as [`used_by_key`] names them.
+    fn users(&self, value: &Value, ignore: &[String]) -> Vec<String> {
         let gone = self.gone.lock().map(|gone| gone.clone()).unwrap_or_default();
         value["used_by"]
             .as_array()
@@ -304,7 +360,7 @@ impl Teardown<'_> {
             .filter_map(Value::as_str)
             .map(used_by_key)
             .filter(|key| !gone.contains(key) && !ignore.contains(key))
-            .count()
+            .collect()
     }
 
     fn instance(&self, project: &str, name: &str, title: &str) -> Result<Verdict, Error> {
@@ -319,7 +375,8 @@ impl Teardown<'_> {
             if !self.options.force {
                 return Ok(Verdict::Kept(format!("protected: {PROTECTION_KEY}=true; rerun with --force to remove it")));
             }
-            let line = format!("{:<9} {title} (--force: clearing {PROTECTION_KEY})", "unprotect");
+            let line =
+                Word::Unprotect.line(self.options.dry_run, &format!("{title} (--force: clearing {PROTECTION_KEY})"));
             self.reporter.event(Event::Message(Stream::Out, &line));
             self.mutate("PATCH", &path, Some(json!({ "config": { PROTECTION_KEY: "false" } })))?;
         }
@@ -343,7 +400,7 @@ impl Teardown<'_> {
         let path =
             format!("/1.0/storage-pools/{}/volumes/custom/{}?project={}", encode(pool), encode(name), encode(project));
         let Some(volume) = self.read(&path)? else { return Ok(Verdict::Absent) };
-        if self.users(&volume, &[]) > 0 {
+        if !self.users(&volume, &[]).is_empty() {
             return Ok(Verdict::Kept("still attached to an instance".into()));
         }
         self.mutate("DELETE", &path, None)?;
@@ -354,7 +411,7 @@ impl Teardown<'_> {
     fn profile(&self, project: &str, name: &str) -> Result<Verdict, Error> {
         let path = format!("/1.0/profiles/{}?project={}", encode(name), encode(project));
         let Some(profile) = self.read(&path)? else { return Ok(Verdict::Absent) };
-        if self.users(&profile, &[]) > 0 {
+        if !self.users(&profile, &[]).is_empty() {
             return Ok(Verdict::Kept("still used by an instance".into()));
         }
         self.mutate("DELETE", &path, None)?;
@@ -368,8 +425,17 @@ impl Teardown<'_> {
         // The project's own default profile goes with it.
         let default_profile = used_by_key(&format!("/1.0/profiles/default?project={}", encode(name)));
         let left = self.users(&project, std::slice::from_ref(&default_profile));
-        if left > 0 {
-            return Ok(Verdict::Kept(format!("not empty: it still holds {left} instance(s), volume(s) or profile(s)")));
+        if !left.is_empty() {
+            // What keeps it, by name: what infra.yml declares was kept above (protected,
+            // still used) or failed; the rest is not anklumec's to remove.
+            let named: Vec<String> = left
+                .iter()
+                .map(|key| {
+                    let title = title_of(key);
+                    if self.declared.contains(&title) { title } else { format!("{title} (not in infra.yml)") }
+                })
+                .collect();
+            return Ok(Verdict::Kept(format!("not empty: it still holds {}", named.join(", "))));
         }
         self.mutate("DELETE", &path, None)?;
         self.mark_gone(default_profile);
@@ -382,7 +448,7 @@ impl Teardown<'_> {
         if network["managed"].as_bool() != Some(true) {
             return Ok(Verdict::Kept("a host interface, not a bridge of Incus".into()));
         }
-        if self.users(&network, &[]) > 0 {
+        if !self.users(&network, &[]).is_empty() {
             return Ok(Verdict::Kept("still in use".into()));
         }
         let alone = self.serial.bridge();
@@ -431,6 +497,19 @@ fn used_by_key(url: &str) -> String {
     format!("{}@{project}", decode(path))
 }
 
+/// destroy.sh's name for what a [`used_by_key`] names: `instance work/web`, `profile
+/// work/extra`, `volume work/default/data`; another kind as its path and project.
+fn title_of(key: &str) -> String {
+    let (path, project) = key.rsplit_once('@').unwrap_or((key, "default"));
+    let path = path.strip_prefix("/1.0/").unwrap_or(path);
+    match path.split('/').collect::<Vec<_>>().as_slice() {
+        ["instances", name] => format!("instance {project}/{name}"),
+        ["profiles", name] => format!("profile {project}/{name}"),
+        ["storage-pools", pool, "volumes", "custom", name] => format!("volume {project}/{pool}/{name}"),
+        _ => format!("{path} (project {project})"),
+    }
+}
+
 fn decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -465,5 +544,16 @@ mod tests {
             used_by_key(&format!("/1.0/storage-pools/default/volumes/custom/{}?project=p", encode("data"))),
             "/1.0/storage-pools/default/volumes/custom/data@p"
         );
+    }
+
+    #[test]
+    fn what_keeps_a_project_is_named_as_destroy_sh_names_it() {
+        assert_eq!(title_of(&used_by_key("/1.0/instances/web?project=work")), "instance work/web");
+        assert_eq!(title_of(&used_by_key("/1.0/profiles/extra?project=work")), "profile work/extra");
+        assert_eq!(
+            title_of(&used_by_key("/1.0/storage-pools/default/volumes/custom/keep?project=work")),
+            "volume work/default/keep"
+        );
+        assert_eq!(title_of(&used_by_key("/1.0/storage-buckets/b?project=work")), "storage-buckets/b (project work)");
     }
 }
