@@ -84,6 +84,9 @@ pub struct Behaviour {
     /// ACL names whose deletion answers 404 and leaves the ACL, as Incus 6.0.4 does
     /// when another ACL is deleted meanwhile.
     pub acl_delete_404: BTreeSet<String>,
+    /// Bridge names whose first creation and first deletion fail as Incus 6.0.4 fails
+    /// them when another process's veth goes away meanwhile (HTTP 500).
+    pub bridge_race_once: BTreeSet<String>,
 }
 
 impl Default for Behaviour {
@@ -101,6 +104,7 @@ impl Default for Behaviour {
             firewall: "nftables",
             bridge_time: Duration::ZERO,
             acl_delete_404: BTreeSet::new(),
+            bridge_race_once: BTreeSet::new(),
         }
     }
 }
@@ -120,6 +124,8 @@ struct World {
     /// an ACL: `bridge NAME`, `acl-delete NAME`, `instance NAME` (a start or a deletion,
     /// until its operation is done).
     spans: Vec<(String, Instant, Instant)>,
+    /// The bridge creations and deletions that met the race ([`Behaviour::bridge_race_once`]).
+    raced: BTreeSet<String>,
 }
 
 pub struct Fake {
@@ -335,7 +341,18 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
     let recursion = params.get("recursion") == Some(&"1");
     // `recursion=2` adds each instance's state (the runner asks it for the agents).
     let with_state = params.get("recursion") == Some(&"2");
+    let race = match (method.as_str(), segments.as_slice()) {
+        ("POST", ["1.0", "networks"]) => Some(format!("create {}", body["name"].as_str().unwrap_or_default())),
+        ("DELETE", ["1.0", "networks", bridge]) => Some(format!("delete {bridge}")),
+        _ => None,
+    }
+    .filter(|what| behaviour.bridge_race_once.contains(what.split(' ').nth(1).unwrap_or_default()));
+    let raced = race.is_some_and(|what| world.raced.insert(what));
     let (status, envelope) = match (method.as_str(), segments.as_slice()) {
+        _ if raced => error(
+            500,
+            "Failed to delete bridge children interfaces: Failed to run: ip -d -j link show veth0c0ffee0: exit status 1 (Device \"veth0c0ffee0\" does not exist.)",
+        ),
         ("GET", ["1.0"]) => sync(json!({
             "api_extensions": behaviour.extensions,
             "environment": {"server_version": "6.0.4", "firewall": behaviour.firewall},
@@ -1464,4 +1481,28 @@ fn with_a_terminal_progress_goes_to_standard_error_and_results_to_standard_outpu
     assert!(results.contains("started   instance other/ct01\n"), "{results}");
     assert!(results.lines().last().unwrap_or_default().contains(" unchanged, 2 started, 0 failed, "), "{results}");
     assert!(!results.contains('\u{1b}'), "no escape sequence in the results:\n{results:?}");
+}
+
+/// Another process's instances can make a bridge's creation or deletion fail as the
+/// runner's own would (no lock of the run covers them): the runner tries it again.
+#[test]
+fn a_bridge_operation_that_meets_another_process_s_interface_race_is_tried_again() {
+    use anklumec::run::destroy::{DestroyOptions, destroy};
+    let fake = Fake::start(Behaviour { bridge_race_once: ["net-db".to_string()].into(), ..Behaviour::default() });
+    let plan = compile(&four_domains());
+    let (report, lines) = apply(&fake, &plan, 8);
+    assert!(report.ok(), "{}", lines.join("\n"));
+    let options = DestroyOptions { socket: Some(fake.socket.clone()), ..DestroyOptions::default() };
+    let capture = Capture::default();
+    let report = destroy(&plan, &options, &capture).expect("the run begins");
+    assert!(report.ok(), "{}", capture.lines().join("\n"));
+    let requests = fake.requests();
+    let count = |method: &str, path: &str, name: &str| {
+        requests.iter().filter(|r| r.method == method && r.path == path && (name.is_empty() || r.name == name)).count()
+    };
+    assert_eq!(count("POST", "/1.0/networks", "net-db"), 2, "created on the second attempt");
+    assert_eq!(count("DELETE", "/1.0/networks/net-db", ""), 2, "deleted on the second attempt");
+    assert_eq!(count("POST", "/1.0/networks", "net-da"), 1);
+    let world = fake.world.0.lock().expect("fake state");
+    assert!(world.networks.is_empty() && world.acls.is_empty());
 }

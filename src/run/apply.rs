@@ -9,7 +9,7 @@
 //! converged object in one request; a resource whose stamp matches gets no request.
 
 use super::client::{Client, Error, encode};
-use super::serial::Serial;
+use super::serial::{self, Serial};
 use super::state::{
     AclState, Config as LiveConfig, InstanceState, RawDevice, RawDevices, State, parse_instance, parse_profile,
 };
@@ -345,14 +345,14 @@ pub fn ensure_network(ctx: &Ctx, spec: &NetworkSpec) -> Result<Outcome, StepErro
         Some(network) => Some((&network.config, network.description.as_str())),
         None => None,
     };
-    let resource = ConfigResource {
+    let resource = || ConfigResource {
         item: format!("/1.0/networks/{}", encode(&spec.name)),
         collection: "/1.0/networks".into(),
         identity: json!({"name": spec.name, "type": "bridge"}),
         description: Some(&spec.description),
     };
     let _alone = ctx.serial.bridge();
-    resource.ensure(ctx, existing, &spec.config)
+    serial::retry_interface_race(|| resource().ensure(ctx, existing, &spec.config), |error| error.message.clone())
 }
 
 /// The rules of an ACL as the API holds them: `allow`, `enabled`, and only the fields

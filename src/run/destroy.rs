@@ -18,7 +18,7 @@
 
 use super::client::{Client, Error, encode};
 use super::progress::{Event, Reporter, Stream};
-use super::serial::Serial;
+use super::serial::{self, Serial};
 use super::{RunError, connect, step_title};
 use crate::plan::{Action, Plan, TeardownPhase};
 use serde_json::{Value, json};
@@ -452,7 +452,7 @@ impl Teardown<'_> {
             return Ok(Verdict::Kept("still in use".into()));
         }
         let alone = self.serial.bridge();
-        self.mutate("DELETE", &path, None)?;
+        serial::retry_interface_race(|| self.mutate("DELETE", &path, None), Error::to_string)?;
         drop(alone);
         // Its ACL is free now (a dry run counts it so too, as the real run would).
         self.mark_gone(used_by_key(&path));
