@@ -66,7 +66,8 @@ enum Command {
         /// their protection first.
         #[arg(long)]
         force: bool,
-        /// Print the requests that would change something; change nothing.
+        /// Say what a real run would do (`would remove ...`) and the requests it would
+        /// send; change nothing.
         #[arg(long)]
         dry_run: bool,
         /// How many removals may run at once.

@@ -78,6 +78,15 @@ pub struct Behaviour {
     /// The API extensions and firewall driver `GET /1.0` reports.
     pub extensions: Vec<&'static str>,
     pub firewall: &'static str,
+    /// How long a bridge's creation, change or deletion and an ACL's deletion take
+    /// (zero: at once); each is then recorded in [`World::spans`].
+    pub bridge_time: Duration,
+    /// ACL names whose deletion answers 404 and leaves the ACL, as Incus 6.0.4 does
+    /// when another ACL is deleted meanwhile.
+    pub acl_delete_404: BTreeSet<String>,
+    /// Bridge names whose first creation and first deletion fail as Incus 6.0.4 fails
+    /// them when another process's veth goes away meanwhile (HTTP 500).
+    pub bridge_race_once: BTreeSet<String>,
 }
 
 impl Default for Behaviour {
@@ -93,6 +102,9 @@ impl Default for Behaviour {
             fail_delete: Arc::new(Mutex::new(BTreeSet::new())),
             extensions: vec!["network_acl", "network_bridge_acl"],
             firewall: "nftables",
+            bridge_time: Duration::ZERO,
+            acl_delete_404: BTreeSet::new(),
+            bridge_race_once: BTreeSet::new(),
         }
     }
 }
@@ -108,6 +120,12 @@ struct World {
     images: Vec<Value>,
     operations: BTreeMap<String, Operation>,
     requests: Vec<Request>,
+    /// (what, from, to) of the requests that add or remove host interfaces or delete
+    /// an ACL: `bridge NAME`, `acl-delete NAME`, `instance NAME` (a start or a deletion,
+    /// until its operation is done).
+    spans: Vec<(String, Instant, Instant)>,
+    /// The bridge creations and deletions that met the race ([`Behaviour::bridge_race_once`]).
+    raced: BTreeSet<String>,
 }
 
 pub struct Fake {
@@ -148,6 +166,10 @@ impl Fake {
 
     pub fn options(&self, jobs: usize) -> run::Options {
         run::Options { jobs, socket: Some(self.socket.clone()), ..run::Options::default() }
+    }
+
+    fn spans(&self) -> Vec<(String, Instant, Instant)> {
+        self.world.0.lock().map(|w| w.spans.clone()).unwrap_or_default()
     }
 
     fn requests(&self) -> Vec<Request> {
@@ -301,13 +323,36 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
             }
         }
     }
+    // A slow bridge (or ACL deletion) takes its time outside the lock, as incusd does.
+    let slow = match (method.as_str(), segments.as_slice()) {
+        ("POST", ["1.0", "networks"]) => Some(format!("bridge {}", body["name"].as_str().unwrap_or_default())),
+        ("PUT" | "DELETE", ["1.0", "networks", name]) => Some(format!("bridge {name}")),
+        ("DELETE", ["1.0", "network-acls", name]) => Some(format!("acl-delete {name}")),
+        _ => None,
+    }
+    .filter(|_| !behaviour.bridge_time.is_zero());
+    let begin = Instant::now();
+    if slow.is_some() {
+        std::thread::sleep(behaviour.bridge_time);
+    }
     let Ok(mut world) = shared.0.lock() else { return };
     let name = body["name"].as_str().unwrap_or_default().to_string();
     world.requests.push(Request { method: method.clone(), path: target.clone(), at: Instant::now(), name });
     let recursion = params.get("recursion") == Some(&"1");
     // `recursion=2` adds each instance's state (the runner asks it for the agents).
     let with_state = params.get("recursion") == Some(&"2");
+    let race = match (method.as_str(), segments.as_slice()) {
+        ("POST", ["1.0", "networks"]) => Some(format!("create {}", body["name"].as_str().unwrap_or_default())),
+        ("DELETE", ["1.0", "networks", bridge]) => Some(format!("delete {bridge}")),
+        _ => None,
+    }
+    .filter(|what| behaviour.bridge_race_once.contains(what.split(' ').nth(1).unwrap_or_default()));
+    let raced = race.is_some_and(|what| world.raced.insert(what));
     let (status, envelope) = match (method.as_str(), segments.as_slice()) {
+        _ if raced => error(
+            500,
+            "Failed to delete bridge children interfaces: Failed to run: ip -d -j link show veth0c0ffee0: exit status 1 (Device \"veth0c0ffee0\" does not exist.)",
+        ),
         ("GET", ["1.0"]) => sync(json!({
             "api_extensions": behaviour.extensions,
             "environment": {"server_version": "6.0.4", "firewall": behaviour.firewall},
@@ -338,6 +383,9 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
             }
             None => error(404, "Network ACL not found"),
         },
+        ("DELETE", ["1.0", "network-acls", name]) if behaviour.acl_delete_404.contains(*name) => {
+            error(404, "Failed getting ACL usage: Network ACL not found")
+        }
         ("DELETE", ["1.0", "network-acls", name]) => {
             if !world.acls.contains_key(*name) {
                 error(404, "Network ACL not found")
@@ -515,6 +563,7 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
                 Some(instance) => {
                     instance.started_at = Some(Instant::now());
                     let after = behaviour.op_time;
+                    world.spans.push((format!("instance {name}"), begin, Instant::now() + after));
                     operation(&mut world, after, Ok(json!({})))
                 }
                 None => error(404, "Instance not found"),
@@ -577,6 +626,7 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
                 Some(_) => {
                     world.instances.remove(&key);
                     let after = behaviour.op_time;
+                    world.spans.push((format!("instance {name}"), begin, Instant::now() + after));
                     operation(&mut world, after, Ok(json!({})))
                 }
             }
@@ -633,6 +683,9 @@ fn serve(stream: UnixStream, shared: &(Mutex<World>, Condvar), behaviour: &Behav
         }
         _ => error(404, &format!("not found: {method} {target}")),
     };
+    if let Some(what) = slow {
+        world.spans.push((what, begin, Instant::now()));
+    }
     drop(world);
     respond(&stream, status, &envelope, false);
 }
@@ -887,7 +940,7 @@ fn waits_that_time_out_fail_with_step_origin_and_hints_and_spare_the_others() {
     for vm in ["vm00", "vm02"] {
         assert!(matches!(report.status(&format!("agent:vmlab/{vm}")), Some(Status::Done(_))));
     }
-    assert!(lines.iter().any(|l| l.contains("0 unchanged, 1 failed, wall time")), "{}", lines.join("\n"));
+    assert!(lines.iter().any(|l| l.contains("0 unchanged, 3 started, 1 failed, wall time")), "{}", lines.join("\n"));
 
     // A rerun finds the VMs running and checks their agents again: vm01's still does
     // not answer, and the run fails as the first did, with the memory hints too. The
@@ -1105,7 +1158,8 @@ fn destroy_reports_a_failed_removal_keeps_what_it_uses_and_a_rerun_finishes() {
     let (title, origin, message) = failures[0];
     assert_eq!(title, "instance other/ct00");
     assert!(origin.starts_with("infra.yml:") && message.contains("simulated failure"), "{origin}: {message}");
-    assert!(lines.contains("kept      project other (not empty: it still holds 1 "), "{lines}");
+    // What keeps the project, by name: the instance whose removal failed.
+    assert!(lines.contains("kept      project other (not empty: it still holds instance other/ct00)"), "{lines}");
     assert!(lines.contains("kept      network net-other (still in use)"), "{lines}");
     // A kept bridge keeps its domain isolated: its ACL stays.
     assert!(lines.contains("kept      network ACL net-other (still used by networks/net-other)"), "{lines}");
@@ -1294,4 +1348,204 @@ fn the_preflight_stops_the_run_before_any_change() {
     );
     assert!(message.contains("\n  needed to create: other/ct01\n"), "{message}");
     assert_eq!(mutating(&fake.requests().split_off(before)), Vec::<String>::new(), "{message}");
+}
+
+/// Four domains of two containers each, every machine removable.
+fn four_domains() -> String {
+    let mut text = String::from(
+        "project_name: race\nglobal:\n  addressing: {base_octet: 10, zone_base: 100}\n  default_os_image: tiny\n  nat: false\ndomains:\n",
+    );
+    for (subnet, domain) in ["da", "db", "dc", "dd"].iter().enumerate() {
+        text.push_str(&format!(
+            "  {domain}:\n    trust_level: admin\n    subnet_id: {subnet}\n    ephemeral: true\n    machines:\n      {domain}1: {{}}\n      {domain}2: {{}}\n"
+        ));
+    }
+    text
+}
+
+/// The spans of `kind` (`bridge`, `acl-delete`, `instance`) as intervals.
+fn spans_of(spans: &[(String, Instant, Instant)], kind: &str) -> Vec<(Instant, Instant)> {
+    spans.iter().filter(|(what, _, _)| what.split(' ').next() == Some(kind)).map(|(_, a, b)| (*a, *b)).collect()
+}
+
+/// Whether a span of `kind` overlaps a span of `other`.
+fn any_overlap(spans: &[(String, Instant, Instant)], kind: &str, other: &str) -> bool {
+    let (xs, ys) = (spans_of(spans, kind), spans_of(spans, other));
+    xs.iter().any(|(a, b)| ys.iter().any(|(c, d)| a < d && c < b))
+}
+
+/// Incus 6.0.4 fails a bridge's creation or deletion when a host interface goes away
+/// meanwhile, another bridge or an instance's veth (src/run/serial.rs), and an ACL's
+/// deletion when another ACL is deleted: the runner, with eight workers, does these
+/// one at a time, and still starts and deletes instances in parallel.
+#[test]
+fn bridges_and_acl_deletions_run_alone_and_instances_together() {
+    use anklumec::run::destroy::{DestroyOptions, destroy};
+    let fake = Fake::start(Behaviour {
+        bridge_time: Duration::from_millis(60),
+        op_time: Duration::from_millis(60),
+        ..Behaviour::default()
+    });
+    let plan = compile(&four_domains());
+    let (report, lines) = apply(&fake, &plan, 8);
+    assert!(report.ok(), "{}", lines.join("\n"));
+    let spans = fake.spans();
+    assert_eq!(spans_of(&spans, "bridge").len(), 4, "{spans:#?}");
+    assert_eq!(max_overlap(&spans_of(&spans, "bridge")), 1, "bridges created one at a time: {spans:#?}");
+    assert!(!any_overlap(&spans, "bridge", "instance"), "no start beside a bridge: {spans:#?}");
+    assert!(max_overlap(&spans_of(&spans, "instance")) > 1, "starts in parallel: {spans:#?}");
+
+    fake.world.0.lock().expect("fake state").spans.clear();
+    let options = DestroyOptions { socket: Some(fake.socket.clone()), jobs: 8, ..DestroyOptions::default() };
+    let capture = Capture::default();
+    let report = destroy(&plan, &options, &capture).expect("the run begins");
+    assert!(report.ok(), "{}", capture.lines().join("\n"));
+    let spans = fake.spans();
+    assert_eq!(spans_of(&spans, "bridge").len(), 4, "{spans:#?}");
+    assert_eq!(max_overlap(&spans_of(&spans, "bridge")), 1, "bridges deleted one at a time: {spans:#?}");
+    assert_eq!(max_overlap(&spans_of(&spans, "acl-delete")), 1, "ACLs deleted one at a time: {spans:#?}");
+    assert!(!any_overlap(&spans, "bridge", "instance"), "{spans:#?}");
+    assert!(max_overlap(&spans_of(&spans, "instance")) > 1, "instances deleted in parallel: {spans:#?}");
+}
+
+/// A 404 to a DELETE means "already gone" only when the resource is indeed gone: Incus
+/// 6.0.4 answers 404 for an ACL deletion it failed ("Failed getting ACL usage"), and
+/// destroy then reports the failure instead of `removed`.
+#[test]
+fn destroy_does_not_take_a_failed_deletion_answered_404_for_a_removal() {
+    use anklumec::run::destroy::{DestroyOptions, destroy};
+    let fake = Fake::start(Behaviour { acl_delete_404: ["net-db".to_string()].into(), ..Behaviour::default() });
+    let plan = compile(&four_domains());
+    let (report, lines) = apply(&fake, &plan, 8);
+    assert!(report.ok(), "{}", lines.join("\n"));
+    let options = DestroyOptions { socket: Some(fake.socket.clone()), ..DestroyOptions::default() };
+    let capture = Capture::default();
+    let report = destroy(&plan, &options, &capture).expect("the run begins");
+    let lines = capture.lines().join("\n");
+    assert!(!report.ok(), "{lines}");
+    let failures = report.failures();
+    assert_eq!(failures.len(), 1, "{lines}");
+    assert_eq!(failures[0].0, "network ACL net-db");
+    assert!(failures[0].2.contains("Failed getting ACL usage"), "{lines}");
+    assert!(fake.world.0.lock().expect("fake state").acls.contains_key("net-db"), "it is still there");
+}
+
+/// `anklumec` (the binary) in `dir`, on the fake's socket: status, stdout, stderr.
+fn cli(fake: &Fake, dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_anklumec"))
+        .args(args)
+        .current_dir(dir)
+        .env("INCUS_SOCKET", &fake.socket)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("anklumec runs");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code(), text(&output.stdout), text(&output.stderr))
+}
+
+/// deploy.sh's streams: `anklumec apply > log` keeps every step's result and the
+/// summary (starts counted); a failure, its hints and the closing list of what failed
+/// go to standard error, and no result does. The same for `anklumec destroy`, whose dry
+/// run words each line as a prediction.
+#[test]
+fn the_runner_prints_results_on_standard_output_and_failures_on_standard_error() {
+    let fake = Fake::start(Behaviour { fail_create: ["ct01".to_string()].into(), ..Behaviour::default() });
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("infra.yml"), fixture(0, 3, "")).expect("write infra.yml");
+    let (code, stdout, stderr) = cli(&fake, dir.path(), &["apply", "infra.yml"]);
+    assert_eq!(code, Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    for result in ["created   project other", "created   instance other/ct00", "started   instance other/ct02"] {
+        assert!(stdout.contains(&format!("{result}\n")), "{result} on stdout:\n{stdout}");
+    }
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(summary.starts_with("5 created, 1 changed, 0 unchanged, 2 started, 1 failed, wall time "), "{stdout}");
+    assert!(!stdout.contains("failed    ") && !stdout.contains("step(s)"), "no diagnostic on stdout:\n{stdout}");
+    assert!(stderr.contains("failed    instance other/ct01 (infra.yml:"), "{stderr}");
+    assert!(stderr.contains("1 step(s) failed:\n  instance:other/ct01 (infra.yml:"), "{stderr}");
+    assert!(stderr.contains("2 step(s) not attempted (a step they depend on failed):\n  start:other/ct01"), "{stderr}");
+    assert!(!stderr.contains("created ") && !stderr.contains(" started, "), "no result on stderr:\n{stderr}");
+
+    let (code, stdout, stderr) = cli(&fake, dir.path(), &["destroy", "--force", "--dry-run", "infra.yml"]);
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("would unprotect instance other/ct00 (--force: clearing "), "{stdout}");
+    assert!(stdout.contains("  would run: DELETE /1.0/instances/ct00?project=other\n"), "{stdout}");
+    assert!(stdout.contains("would remove instance other/ct00\n"), "{stdout}");
+    assert!(stdout.contains("absent       instance other/ct01\n"), "{stdout}");
+    assert!(stdout.contains("would remove project other\n"), "predicted: empty once its instances go\n{stdout}");
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(summary.starts_with("5 would be removed, 1 already absent, 0 would be kept, wall time "), "{stdout}");
+    assert!(summary.ends_with(" (dry run: nothing was changed)"), "{summary}");
+    assert!(!stdout.contains("removed "), "no past tense in a dry run:\n{stdout}");
+    assert_eq!(stderr, "", "nothing failed");
+
+    let (code, stdout, stderr) = cli(&fake, dir.path(), &["destroy", "--force", "infra.yml"]);
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("removed   instance other/ct00\n") && stdout.contains("removed   project other\n"),
+        "{stdout}"
+    );
+    assert!(stdout.lines().last().unwrap_or_default().starts_with("5 removed, 1 already absent, 0 kept, wall"));
+    assert_eq!(stderr, "", "nothing failed");
+}
+
+/// With standard error on a terminal (a pseudo-terminal made by util-linux's `script`)
+/// and standard output in a file: the live display is drawn on the terminal, and the
+/// file holds the results as plain lines, with no escape sequence of the display.
+#[test]
+fn with_a_terminal_progress_goes_to_standard_error_and_results_to_standard_output() {
+    let available = std::process::Command::new("script")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !available {
+        eprintln!("SKIPPED: util-linux's `script` is not installed");
+        return;
+    }
+    let fake = Fake::start(Behaviour { op_time: Duration::from_millis(300), ..Behaviour::default() });
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("infra.yml"), fixture(0, 2, "")).expect("write infra.yml");
+    let command = format!("'{}' apply infra.yml > results.txt", env!("CARGO_BIN_EXE_anklumec"));
+    let output = std::process::Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .env("INCUS_SOCKET", &fake.socket)
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script runs");
+    let terminal = String::from_utf8_lossy(&output.stdout);
+    let results = std::fs::read_to_string(dir.path().join("results.txt")).expect("results");
+    assert!(output.status.success(), "terminal:\n{terminal}\nresults:\n{results}");
+    assert!(terminal.contains(" steps "), "the live display is on the terminal:\n{terminal}");
+    assert!(!terminal.contains("created   instance"), "results are not on the terminal:\n{terminal}");
+    assert!(results.contains("created   instance other/ct00\n"), "{results}");
+    assert!(results.contains("started   instance other/ct01\n"), "{results}");
+    assert!(results.lines().last().unwrap_or_default().contains(" unchanged, 2 started, 0 failed, "), "{results}");
+    assert!(!results.contains('\u{1b}'), "no escape sequence in the results:\n{results:?}");
+}
+
+/// Another process's instances can make a bridge's creation or deletion fail as the
+/// runner's own would (no lock of the run covers them): the runner tries it again.
+#[test]
+fn a_bridge_operation_that_meets_another_process_s_interface_race_is_tried_again() {
+    use anklumec::run::destroy::{DestroyOptions, destroy};
+    let fake = Fake::start(Behaviour { bridge_race_once: ["net-db".to_string()].into(), ..Behaviour::default() });
+    let plan = compile(&four_domains());
+    let (report, lines) = apply(&fake, &plan, 8);
+    assert!(report.ok(), "{}", lines.join("\n"));
+    let options = DestroyOptions { socket: Some(fake.socket.clone()), ..DestroyOptions::default() };
+    let capture = Capture::default();
+    let report = destroy(&plan, &options, &capture).expect("the run begins");
+    assert!(report.ok(), "{}", capture.lines().join("\n"));
+    let requests = fake.requests();
+    let count = |method: &str, path: &str, name: &str| {
+        requests.iter().filter(|r| r.method == method && r.path == path && (name.is_empty() || r.name == name)).count()
+    };
+    assert_eq!(count("POST", "/1.0/networks", "net-db"), 2, "created on the second attempt");
+    assert_eq!(count("DELETE", "/1.0/networks/net-db", ""), 2, "deleted on the second attempt");
+    assert_eq!(count("POST", "/1.0/networks", "net-da"), 1);
+    let world = fake.world.0.lock().expect("fake state");
+    assert!(world.networks.is_empty() && world.acls.is_empty());
 }

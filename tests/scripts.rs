@@ -264,3 +264,54 @@ fn control_characters_reach_incus_as_exact_literals() {
     assert!(has(&["create", "cloud-init.user-data=#cloud-config\u{85}\u{2028}\u{202e}\n"]), "{calls:#?}");
     assert!(!stdout.lines().any(|line| line.trim() == "pwned"), "{stdout}");
 }
+
+const GOOD_ONE: &str = "project_name: t\nglobal:\n  addressing: {base_octet: 10, zone_base: 100}\n  default_os_image: tiny\ndomains:\n  work:\n    machines:\n      web: {ephemeral: true}\n";
+
+/// A stand-in `incus` for destroy.sh: the server answers and the instance `web` exists,
+/// unprotected, but deleting it fails (as a busy or broken server would).
+const FAILING_DELETE_INCUS: &str = r#"#!/usr/bin/env bash
+case "$1" in
+  query) printf '{}\n' ;;
+  info) printf 'Name: web\n' ;;
+  config) printf 'false\n' ;;
+  delete) echo "Error: simulated failure" >&2; exit 1 ;;
+  *) exit 1 ;;
+esac
+"#;
+
+/// destroy.sh's streams: what it did on standard output, and its errors on standard
+/// error under its own name (`destroy.sh: error: ...`), as deploy.sh's carry theirs.
+#[test]
+fn destroy_sh_names_itself_in_its_errors_on_standard_error() {
+    let plan = compile_source("infra.yml", GOOD_ONE, Options::default()).plan.expect("compiles");
+    let script = destroy_script(&plan).expect("renders");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let run = |incus: &str| {
+        std::fs::write(bin.join("incus"), incus).expect("stand-in");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join("incus"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let output = Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+            .current_dir(dir.path())
+            .output()
+            .expect("bash runs");
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        (output.status.code(), text(&output.stdout), text(&output.stderr))
+    };
+
+    let (code, stdout, stderr) = run("#!/usr/bin/env bash\nexit 1\n");
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stderr.starts_with("destroy.sh: error: the Incus server does not answer"), "{stderr}");
+    assert_eq!(stdout, "");
+
+    let (code, stdout, stderr) = run(FAILING_DELETE_INCUS);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let failure = "destroy.sh: error: instance work/web (infra.yml:8:7) failed running: 'incus' 'delete' 'web' '--force' '--project' 'work'\n";
+    // incus's own message first (the why), then destroy.sh's.
+    assert_eq!(stderr, format!("Error: simulated failure\n{failure}"));
+    assert!(!stdout.contains("error"), "{stdout}");
+}

@@ -10,6 +10,7 @@
 
 use super::client::{Client, Error, encode};
 use super::diff;
+use super::serial::{self, Serial};
 use super::state::{AclState, Config as LiveConfig, InstanceState, RawDevices, State, parse_instance, parse_profile};
 use crate::plan::{
     AclRule, AclSpec, Config, Devices, ImageRef, InstanceSpec, InstanceTarget, NetworkSpec, ProfileSpec, ProjectSpec,
@@ -96,6 +97,8 @@ pub struct Ctx<'a> {
     /// Project → its VMs whose state shows a process count (an agent reports), read
     /// once a project for the VMs this run found running.
     reporting: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Bridges one at a time, instance starts together (see [`Serial`]).
+    pub serial: Serial,
 }
 
 impl<'a> Ctx<'a> {
@@ -115,6 +118,7 @@ impl<'a> Ctx<'a> {
             to_start: Mutex::new(BTreeMap::new()),
             started: Mutex::new(BTreeSet::new()),
             reporting: Mutex::new(BTreeMap::new()),
+            serial: Serial::default(),
         }
     }
 
@@ -229,13 +233,14 @@ pub fn ensure_network(ctx: &Ctx, spec: &NetworkSpec) -> Result<Outcome, StepErro
         Some(network) => Some((&network.config, network.description.as_str())),
         None => None,
     };
-    let resource = ConfigResource {
+    let resource = || ConfigResource {
         item: format!("/1.0/networks/{}", encode(&spec.name)),
         collection: "/1.0/networks".into(),
         identity: json!({"name": spec.name, "type": "bridge"}),
         description: Some(&spec.description),
     };
-    resource.ensure(ctx, existing, &spec.config)
+    let _alone = ctx.serial.bridge();
+    serial::retry_interface_race(|| resource().ensure(ctx, existing, &spec.config), |error| error.message.clone())
 }
 
 /// The rules of an ACL as the API holds them: `allow`, `enabled`, and only the fields
@@ -494,7 +499,10 @@ pub fn start_instance(ctx: &Ctx, target: &InstanceTarget) -> Result<Outcome, Ste
     let Some(action) = ctx.start_action(&key) else { return Ok(Outcome::Skipped) };
     let path = format!("/1.0/instances/{}/state?project={}", encode(&target.name), encode(&target.project));
     let body = json!({"action": action, "timeout": -1, "force": false, "stateful": false});
+    // Its veth pairs appear and move into the instance: not while a bridge changes.
+    let beside = ctx.serial.instance();
     ctx.mutate("PUT", &path, body, UPDATE_DEADLINE)?;
+    drop(beside);
     if let Ok(mut started) = ctx.started.lock() {
         started.insert(key);
     }

@@ -8,12 +8,17 @@
 //! project or bridge that something undeclared still uses. A second run removes
 //! nothing. The words are destroy.sh's: `removed`, `absent`, `kept`, `unprotect`.
 //!
-//! A dry run sends no mutating request; it remembers what it would have removed so
-//! that, later in the same run, a profile used only by instances it would remove is
-//! reported as removable, as a real run would find it.
+//! A dry run sends no mutating request and words every line as a prediction (`would
+//! remove`, `would keep`); it remembers what it would have removed so that, later in
+//! the same run, a profile used only by instances it would remove is reported as
+//! removable, as a real run would find it: the same steps and the same summary.
+//!
+//! Results (one line per resource, the summary, what was kept and why) go to standard
+//! output, failures to standard error.
 
 use super::client::{Client, Error, encode};
-use super::progress::{Event, Reporter};
+use super::progress::{Event, Reporter, Stream};
+use super::serial::{self, Serial};
 use super::{RunError, connect, step_title};
 use crate::plan::{Action, Plan, TeardownPhase};
 use serde_json::{Value, json};
@@ -123,11 +128,20 @@ impl DestroyReport {
         self.failures().is_empty() && !self.was_interrupted()
     }
 
-    /// destroy.sh's summary, then what was kept and why, what failed, what an
-    /// interrupt left.
-    pub fn closing_lines(&self) -> Vec<String> {
+    /// destroy.sh's summary and what was kept and why (standard output), then what
+    /// failed and what an interrupt left (standard error).
+    pub fn closing_lines(&self) -> Vec<(Stream, String)> {
         let kept = self.kept();
-        let mut summary = format!("{} removed, {} already absent, {} kept", self.removed(), self.absent(), kept.len());
+        let mut summary = if self.dry_run {
+            format!(
+                "{} would be removed, {} already absent, {} would be kept",
+                self.removed(),
+                self.absent(),
+                kept.len()
+            )
+        } else {
+            format!("{} removed, {} already absent, {} kept", self.removed(), self.absent(), kept.len())
+        };
         let failures = self.failures();
         if !failures.is_empty() {
             summary.push_str(&format!(", {} failed", failures.len()));
@@ -136,14 +150,53 @@ impl DestroyReport {
         if self.dry_run {
             summary.push_str(" (dry run: nothing was changed)");
         }
-        let mut lines = vec![summary];
-        lines.extend(kept.iter().map(|(title, why)| format!("  kept {title}: {why}")));
-        lines.extend(failures.iter().map(|(title, origin, message)| format!("  failed {title} ({origin}): {message}")));
+        let mut lines = vec![(Stream::Out, summary)];
+        let keep = Word::Kept.text(self.dry_run);
+        lines.extend(kept.iter().map(|(title, why)| (Stream::Out, format!("  {keep} {title}: {why}"))));
+        lines.extend(
+            failures
+                .iter()
+                .map(|(title, origin, message)| (Stream::Err, format!("  failed {title} ({origin}): {message}"))),
+        );
         let left = self.items.iter().filter(|item| item.result.is_none()).count();
         if left > 0 {
-            lines.push(format!("interrupted: {left} resource(s) not reached; run `anklumec destroy` again to finish"));
+            lines.push((
+                Stream::Err,
+                format!("interrupted: {left} resource(s) not reached; run `anklumec destroy` again to finish"),
+            ));
         }
         lines
+    }
+}
+
+/// destroy.sh's words: what a run did, or what a dry run predicts.
+#[derive(Clone, Copy)]
+enum Word {
+    Removed,
+    Absent,
+    Kept,
+    Unprotect,
+    Failed,
+}
+
+impl Word {
+    fn text(self, dry_run: bool) -> &'static str {
+        match (self, dry_run) {
+            (Word::Removed, false) => "removed",
+            (Word::Removed, true) => "would remove",
+            (Word::Absent, _) => "absent",
+            (Word::Kept, false) => "kept",
+            (Word::Kept, true) => "would keep",
+            (Word::Unprotect, false) => "unprotect",
+            (Word::Unprotect, true) => "would unprotect",
+            (Word::Failed, _) => "failed",
+        }
+    }
+
+    /// `WORD REST`, the word in a column (destroy.sh's widths: 9, 12 in a dry run).
+    fn line(self, dry_run: bool, rest: &str) -> String {
+        let width = if dry_run { 12 } else { 9 };
+        format!("{:<width$} {rest}", self.text(dry_run))
     }
 }
 
@@ -153,7 +206,14 @@ pub fn destroy(plan: &Plan, options: &DestroyOptions, reporter: &dyn Reporter) -
     let started = Instant::now();
     let client = connect(options.socket.clone(), plan)?;
     let teardown = plan.teardown();
-    let work = Teardown { client: &client, options, reporter, gone: Mutex::new(HashSet::new()) };
+    let work = Teardown {
+        client: &client,
+        options,
+        reporter,
+        gone: Mutex::new(HashSet::new()),
+        declared: teardown.iter().map(|(_, step)| step_title(step)).collect(),
+        serial: Serial::default(),
+    };
     let mut items: Vec<Item> = teardown
         .iter()
         .map(|(_, step)| Item { title: step_title(step), origin: step.origin.to_string(), result: None })
@@ -174,8 +234,8 @@ pub fn destroy(plan: &Plan, options: &DestroyOptions, reporter: &dyn Reporter) -
         wall: started.elapsed(),
         mutating_requests: client.mutating_requests(),
     };
-    for line in report.closing_lines() {
-        reporter.event(Event::Message(&line));
+    for (stream, line) in report.closing_lines() {
+        reporter.event(Event::Message(stream, &line));
     }
     reporter.event(Event::End);
     Ok(report)
@@ -188,6 +248,12 @@ struct Teardown<'a> {
     /// What this run removed (or, in a dry run, would have), as `used_by` names it
     /// ([`used_by_key`]), so that later phases do not count it as a user.
     gone: Mutex<HashSet<String>>,
+    /// The titles of what the plan declares (`instance work/web`): what keeps a project
+    /// and is not among them is named as not in infra.yml.
+    declared: HashSet<String>,
+    /// Bridges and ACLs deleted one at a time, instances stopped and deleted together
+    /// (see [`Serial`]).
+    serial: Serial,
 }
 
 type Outcome = Option<Result<Verdict, String>>;
@@ -209,13 +275,19 @@ impl Teardown<'_> {
                         }
                         let item = &items[index];
                         let result = self.remove(&steps[index].1.action, &item.title);
-                        let line = match &result {
-                            Ok(Verdict::Removed) => format!("{:<9} {}", "removed", item.title),
-                            Ok(Verdict::Absent) => format!("{:<9} {}", "absent", item.title),
-                            Ok(Verdict::Kept(why)) => format!("{:<9} {} ({why})", "kept", item.title),
-                            Err(message) => format!("{:<9} {} ({}): {message}", "failed", item.title, item.origin),
+                        let dry = self.options.dry_run;
+                        let (stream, line) = match &result {
+                            Ok(Verdict::Removed) => (Stream::Out, Word::Removed.line(dry, &item.title)),
+                            Ok(Verdict::Absent) => (Stream::Out, Word::Absent.line(dry, &item.title)),
+                            Ok(Verdict::Kept(why)) => {
+                                (Stream::Out, Word::Kept.line(dry, &format!("{} ({why})", item.title)))
+                            }
+                            Err(message) => (
+                                Stream::Err,
+                                Word::Failed.line(false, &format!("{} ({}): {message}", item.title, item.origin)),
+                            ),
                         };
-                        self.reporter.event(Event::Message(&line));
+                        self.reporter.event(Event::Message(stream, &line));
                         if let Ok(mut slot) = slots[index].lock() {
                             *slot = Some(result);
                         }
@@ -249,7 +321,9 @@ impl Teardown<'_> {
     }
 
     /// Send a mutating request and await it, or announce it in a dry run. A 404 on a
-    /// DELETE is success: something else removed it meanwhile.
+    /// DELETE is success when the resource is indeed gone (something else removed it
+    /// meanwhile); Incus also answers 404 for a DELETE it failed midway (an ACL
+    /// deleted beside another: see [`Serial`]), and that is a failure.
     fn mutate(&self, method: &str, path: &str, body: Option<Value>) -> Result<(), Error> {
         if self.options.dry_run {
             let request = match &body {
@@ -261,7 +335,10 @@ impl Teardown<'_> {
         }
         match self.client.call(method, path, body.as_ref(), DELETE_DEADLINE) {
             Ok(_) => Ok(()),
-            Err(error) if method == "DELETE" && error.is_not_found() => Ok(()),
+            Err(error) if method == "DELETE" && error.is_not_found() => match self.read(path) {
+                Ok(None) => Ok(()),
+                _ => Err(error),
+            },
             Err(error) => Err(error),
         }
     }
@@ -272,8 +349,9 @@ impl Teardown<'_> {
         }
     }
 
-    /// The entries of a `used_by` list that this run has not removed, minus `ignore`.
-    fn users(&self, value: &Value, ignore: &[String]) -> usize {
+    /// The entries of a `used_by` list that this run has not removed, minus `ignore`,
+    /// as [`used_by_key`] names them.
+    fn users(&self, value: &Value, ignore: &[String]) -> Vec<String> {
         let gone = self.gone.lock().map(|gone| gone.clone()).unwrap_or_default();
         value["used_by"]
             .as_array()
@@ -282,7 +360,7 @@ impl Teardown<'_> {
             .filter_map(Value::as_str)
             .map(used_by_key)
             .filter(|key| !gone.contains(key) && !ignore.contains(key))
-            .count()
+            .collect()
     }
 
     fn instance(&self, project: &str, name: &str, title: &str) -> Result<Verdict, Error> {
@@ -297,10 +375,13 @@ impl Teardown<'_> {
             if !self.options.force {
                 return Ok(Verdict::Kept(format!("protected: {PROTECTION_KEY}=true; rerun with --force to remove it")));
             }
-            let line = format!("{:<9} {title} (--force: clearing {PROTECTION_KEY})", "unprotect");
-            self.reporter.event(Event::Message(&line));
+            let line =
+                Word::Unprotect.line(self.options.dry_run, &format!("{title} (--force: clearing {PROTECTION_KEY})"));
+            self.reporter.event(Event::Message(Stream::Out, &line));
             self.mutate("PATCH", &path, Some(json!({ "config": { PROTECTION_KEY: "false" } })))?;
         }
+        // Its veth pairs go with it: not while a bridge is deleted.
+        let _beside = self.serial.instance();
         let status = instance["status"].as_str().unwrap_or_default();
         if matches!(status, "Running" | "Frozen" | "Ready") {
             let state = format!("/1.0/instances/{}/state?project={}", encode(name), encode(project));
@@ -319,7 +400,7 @@ impl Teardown<'_> {
         let path =
             format!("/1.0/storage-pools/{}/volumes/custom/{}?project={}", encode(pool), encode(name), encode(project));
         let Some(volume) = self.read(&path)? else { return Ok(Verdict::Absent) };
-        if self.users(&volume, &[]) > 0 {
+        if !self.users(&volume, &[]).is_empty() {
             return Ok(Verdict::Kept("still attached to an instance".into()));
         }
         self.mutate("DELETE", &path, None)?;
@@ -330,7 +411,7 @@ impl Teardown<'_> {
     fn profile(&self, project: &str, name: &str) -> Result<Verdict, Error> {
         let path = format!("/1.0/profiles/{}?project={}", encode(name), encode(project));
         let Some(profile) = self.read(&path)? else { return Ok(Verdict::Absent) };
-        if self.users(&profile, &[]) > 0 {
+        if !self.users(&profile, &[]).is_empty() {
             return Ok(Verdict::Kept("still used by an instance".into()));
         }
         self.mutate("DELETE", &path, None)?;
@@ -344,8 +425,17 @@ impl Teardown<'_> {
         // The project's own default profile goes with it.
         let default_profile = used_by_key(&format!("/1.0/profiles/default?project={}", encode(name)));
         let left = self.users(&project, std::slice::from_ref(&default_profile));
-        if left > 0 {
-            return Ok(Verdict::Kept(format!("not empty: it still holds {left} instance(s), volume(s) or profile(s)")));
+        if !left.is_empty() {
+            // What keeps it, by name: what infra.yml declares was kept above (protected,
+            // still used) or failed; the rest is not anklumec's to remove.
+            let named: Vec<String> = left
+                .iter()
+                .map(|key| {
+                    let title = title_of(key);
+                    if self.declared.contains(&title) { title } else { format!("{title} (not in infra.yml)") }
+                })
+                .collect();
+            return Ok(Verdict::Kept(format!("not empty: it still holds {}", named.join(", "))));
         }
         self.mutate("DELETE", &path, None)?;
         self.mark_gone(default_profile);
@@ -358,10 +448,12 @@ impl Teardown<'_> {
         if network["managed"].as_bool() != Some(true) {
             return Ok(Verdict::Kept("a host interface, not a bridge of Incus".into()));
         }
-        if self.users(&network, &[]) > 0 {
+        if !self.users(&network, &[]).is_empty() {
             return Ok(Verdict::Kept("still in use".into()));
         }
-        self.mutate("DELETE", &path, None)?;
+        let alone = self.serial.bridge();
+        serial::retry_interface_race(|| self.mutate("DELETE", &path, None), Error::to_string)?;
+        drop(alone);
         // Its ACL is free now (a dry run counts it so too, as the real run would).
         self.mark_gone(used_by_key(&path));
         Ok(Verdict::Removed)
@@ -384,7 +476,9 @@ impl Teardown<'_> {
         if !users.is_empty() {
             return Ok(Verdict::Kept(format!("still used by {}", users.join(" "))));
         }
+        let alone = self.serial.acl_delete();
         self.mutate("DELETE", &path, None)?;
+        drop(alone);
         Ok(Verdict::Removed)
     }
 }
@@ -401,6 +495,19 @@ fn used_by_key(url: &str) -> String {
         .filter(|project| !project.is_empty())
         .unwrap_or_else(|| "default".to_string());
     format!("{}@{project}", decode(path))
+}
+
+/// destroy.sh's name for what a [`used_by_key`] names: `instance work/web`, `profile
+/// work/extra`, `volume work/default/data`; another kind as its path and project.
+fn title_of(key: &str) -> String {
+    let (path, project) = key.rsplit_once('@').unwrap_or((key, "default"));
+    let path = path.strip_prefix("/1.0/").unwrap_or(path);
+    match path.split('/').collect::<Vec<_>>().as_slice() {
+        ["instances", name] => format!("instance {project}/{name}"),
+        ["profiles", name] => format!("profile {project}/{name}"),
+        ["storage-pools", pool, "volumes", "custom", name] => format!("volume {project}/{pool}/{name}"),
+        _ => format!("{path} (project {project})"),
+    }
 }
 
 fn decode(text: &str) -> String {
@@ -437,5 +544,16 @@ mod tests {
             used_by_key(&format!("/1.0/storage-pools/default/volumes/custom/{}?project=p", encode("data"))),
             "/1.0/storage-pools/default/volumes/custom/data@p"
         );
+    }
+
+    #[test]
+    fn what_keeps_a_project_is_named_as_destroy_sh_names_it() {
+        assert_eq!(title_of(&used_by_key("/1.0/instances/web?project=work")), "instance work/web");
+        assert_eq!(title_of(&used_by_key("/1.0/profiles/extra?project=work")), "profile work/extra");
+        assert_eq!(
+            title_of(&used_by_key("/1.0/storage-pools/default/volumes/custom/keep?project=work")),
+            "volume work/default/keep"
+        );
+        assert_eq!(title_of(&used_by_key("/1.0/storage-buckets/b?project=work")), "storage-buckets/b (project work)");
     }
 }

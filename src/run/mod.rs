@@ -7,6 +7,8 @@
 //! - [`apply`](mod@apply): per step, the difference between the plan and that state, sent as
 //!   the fewest requests (none when converged).
 //! - [`scheduler`]: the plan's dependency graph on `--jobs` threads; waits beside them.
+//! - [`serial`]: what Incus 6.0.4 cannot do at once (bridges beside other interface
+//!   changes, ACL deletions), done one at a time.
 //! - [`progress`]: plain lines (CI), a live display (terminal), a capture (tests).
 
 pub mod apply;
@@ -17,13 +19,14 @@ pub mod http;
 pub mod preflight;
 pub mod progress;
 pub mod scheduler;
+pub mod serial;
 pub mod state;
 
 use crate::plan::{Action, Plan, Step};
 use crate::syntax::ast::InstanceType;
 use apply::{Ctx, ImageWork, Outcome, StepError};
 use client::{Client, Record};
-use progress::{Event, Reporter, StepInfo};
+use progress::{Event, Reporter, StepInfo, Stream};
 use scheduler::{Node, Status, Work};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -68,6 +71,8 @@ pub struct Report {
     pub created: usize,
     pub changed: usize,
     pub unchanged: usize,
+    /// Instances started (or unfrozen) by this run.
+    pub started: usize,
     pub failures: Vec<Failure>,
     /// Steps not attempted because a step they depend on failed: (id, failed id).
     pub not_attempted: Vec<(String, String)>,
@@ -95,13 +100,14 @@ impl Report {
         self.statuses.iter().find(|(step, _)| step == id).map(|(_, status)| status)
     }
 
-    /// `N created, N changed, N unchanged, N failed, wall time X s`.
+    /// `N created, N changed, N unchanged, N started, N failed, wall time X s`.
     pub fn summary(&self) -> String {
         let mut line = format!(
-            "{} created, {} changed, {} unchanged, {} failed, wall time {:.1} s",
+            "{} created, {} changed, {} unchanged, {} started, {} failed, wall time {:.1} s",
             self.created,
             self.changed,
             self.unchanged,
+            self.started,
             self.failures.len(),
             self.wall.as_secs_f64()
         );
@@ -111,30 +117,31 @@ impl Report {
         line
     }
 
-    /// The summary, then what failed and why, what was not attempted, what an
-    /// interrupt left undone.
-    pub fn closing_lines(&self) -> Vec<String> {
-        let mut lines = vec![self.summary()];
+    /// The summary (a result: standard output), then, on standard error, what failed
+    /// and why, what was not attempted, what an interrupt left undone.
+    pub fn closing_lines(&self) -> Vec<(Stream, String)> {
+        let mut lines = vec![(Stream::Out, self.summary())];
+        let mut diagnostic = |line: String| lines.push((Stream::Err, line));
         if !self.failures.is_empty() {
-            lines.push(format!("{} step(s) failed:", self.failures.len()));
+            diagnostic(format!("{} step(s) failed:", self.failures.len()));
             for failure in &self.failures {
-                lines.push(format!("  {} ({}): {}", failure.id, failure.origin, failure.message));
+                diagnostic(format!("  {} ({}): {}", failure.id, failure.origin, failure.message));
             }
         }
         if !self.not_attempted.is_empty() {
-            lines.push(format!("{} step(s) not attempted (a step they depend on failed):", self.not_attempted.len()));
+            diagnostic(format!("{} step(s) not attempted (a step they depend on failed):", self.not_attempted.len()));
             for (id, cause) in &self.not_attempted {
-                lines.push(format!("  {id} (after {cause})"));
+                diagnostic(format!("  {id} (after {cause})"));
             }
         }
         if !self.interrupted.is_empty() {
-            lines.push(format!(
+            diagnostic(format!(
                 "interrupted: {} step(s) not started; run `anklumec apply` again to finish",
                 self.interrupted.len()
             ));
         }
         if !self.failures.is_empty() || !self.not_attempted.is_empty() {
-            lines.push("fix the cause and run again: steps already done are left as they are".into());
+            diagnostic("fix the cause and run again: steps already done are left as they are".into());
         }
         lines
     }
@@ -311,6 +318,7 @@ pub fn apply(plan: &Plan, options: &Options, reporter: &dyn Reporter) -> Result<
             Status::Done(Outcome::Created) if counted => report.created += 1,
             Status::Done(Outcome::Changed(_)) if counted => report.changed += 1,
             Status::Done(Outcome::Unchanged) if counted => report.unchanged += 1,
+            Status::Done(Outcome::Started) => report.started += 1,
             Status::Failed(StepError { message, hints }) => report.failures.push(Failure {
                 id: node.info.id.clone(),
                 title: node.info.title.clone(),
@@ -327,8 +335,8 @@ pub fn apply(plan: &Plan, options: &Options, reporter: &dyn Reporter) -> Result<
     report.wall = started.elapsed();
     report.requests = client.records();
     report.mutating_requests = client.mutating_requests();
-    for line in report.closing_lines() {
-        reporter.event(Event::Message(&line));
+    for (stream, line) in report.closing_lines() {
+        reporter.event(Event::Message(stream, &line));
     }
     reporter.event(Event::End);
     Ok(report)

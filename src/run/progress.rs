@@ -1,7 +1,15 @@
-//! What the user sees while the runner works: one line per event when standard error
-//! is not a terminal (CI logs; deploy.sh's words: created, changed, unchanged,
-//! started, running), a live multi-line display on a terminal (indicatif), and a
-//! capture for tests.
+//! What the user sees while the runner works, on deploy.sh's two streams:
+//!
+//! - standard output: the results, one line per step (deploy.sh's words: created,
+//!   changed, unchanged, started, running; destroy.sh's: removed, absent, kept,
+//!   unprotect), a dry run's requests, and the summary, so that `anklumec apply > log`
+//!   keeps them;
+//! - standard error: live progress (a multi-line display when it is a terminal,
+//!   indicatif), and the diagnostics: a failed step with its hints, what failed, was
+//!   not attempted or was left by an interrupt.
+//!
+//! [`Plain`] when standard error is not a terminal (CI logs), [`Live`] when it is, and
+//! [`Capture`] for tests.
 
 use super::apply::{Outcome, StepError};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -23,6 +31,15 @@ pub struct StepInfo {
     pub wait: bool,
 }
 
+/// Which stream a line belongs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// Results: standard output.
+    Out,
+    /// Progress and diagnostics: standard error.
+    Err,
+}
+
 pub enum Event<'a> {
     /// The run begins with this many steps.
     Begin {
@@ -36,14 +53,19 @@ pub enum Event<'a> {
     NotAttempted(&'a StepInfo, &'a str),
     /// A dry run's request that was not sent.
     Would(&'a str),
-    /// A free-standing line (interrupt notice, the summary, the failure list).
-    Message(&'a str),
+    /// A free-standing line (destroy's results, the summary, the failure list).
+    Message(Stream, &'a str),
     /// The run is over (clear the live display).
     End,
 }
 
 pub trait Reporter: Sync {
     fn event(&self, event: Event<'_>);
+}
+
+/// The stream of an outcome's line: a failure is a diagnostic.
+pub fn outcome_stream(result: &Result<Outcome, StepError>) -> Stream {
+    if result.is_ok() { Stream::Out } else { Stream::Err }
 }
 
 /// The line deploy.sh prints for an outcome, if any.
@@ -70,46 +92,64 @@ pub fn outcome_line(info: &StepInfo, result: &Result<Outcome, StepError>) -> Opt
     Some(line)
 }
 
-/// One line per event on standard error; dry-run requests on standard output.
+/// Write `line` and its newline to `stream` in one write, so that lines of the two
+/// streams never cut into each other.
+fn write_line(stream: Stream, line: &str) {
+    let line = format!("{line}\n");
+    let _ = match stream {
+        Stream::Out => std::io::stdout().lock().write_all(line.as_bytes()),
+        Stream::Err => std::io::stderr().lock().write_all(line.as_bytes()),
+    };
+}
+
+/// The line [`Plain`] prints for an event, and where; None for the events only a live
+/// display shows.
+fn plain_line(event: &Event<'_>) -> Option<(Stream, String)> {
+    match event {
+        Event::Finished(info, result) => Some((outcome_stream(result), outcome_line(info, result)?)),
+        Event::Message(stream, text) => Some((*stream, text.to_string())),
+        Event::Would(request) => Some((Stream::Out, format!("  would run: {request}"))),
+        _ => None,
+    }
+}
+
+/// One line per result on standard output, one per failure on standard error; no
+/// live progress (a log has no use for spinners).
 pub struct Plain;
 
 impl Reporter for Plain {
     fn event(&self, event: Event<'_>) {
-        let line = match event {
-            Event::Finished(info, result) => outcome_line(info, result),
-            Event::Message(text) => Some(text.to_string()),
-            Event::Would(request) => {
-                // One write per line, so that lines of the two streams never interleave.
-                let _ = std::io::stdout().lock().write_all(format!("  would run: {request}\n").as_bytes());
-                return;
-            }
-            _ => None,
-        };
-        if let Some(line) = line {
-            let _ = std::io::stderr().lock().write_all(format!("{line}\n").as_bytes());
+        if let Some((stream, line)) = plain_line(&event) {
+            write_line(stream, &line);
         }
     }
 }
 
-/// Keeps the lines [`Plain`] would print (dry-run requests prefixed `would run: `).
+/// Keeps the lines [`Plain`] would print, each with its stream (dry-run requests as
+/// `would run: ...`, without the indent).
 #[derive(Default)]
 pub struct Capture {
-    lines: Mutex<Vec<String>>,
+    lines: Mutex<Vec<(Stream, String)>>,
 }
 
 impl Capture {
+    /// Every line, both streams, in the order they came.
     pub fn lines(&self) -> Vec<String> {
-        self.lines.lock().map(|lines| lines.clone()).unwrap_or_default()
+        self.lines.lock().map(|lines| lines.iter().map(|(_, line)| line.clone()).collect()).unwrap_or_default()
+    }
+
+    /// The lines of one stream, in order.
+    pub fn stream(&self, wanted: Stream) -> Vec<String> {
+        let lines = self.lines.lock().map(|lines| lines.clone()).unwrap_or_default();
+        lines.into_iter().filter(|(stream, _)| *stream == wanted).map(|(_, line)| line).collect()
     }
 }
 
 impl Reporter for Capture {
     fn event(&self, event: Event<'_>) {
         let line = match event {
-            Event::Finished(info, result) => outcome_line(info, result),
-            Event::Message(text) => Some(text.to_string()),
-            Event::Would(request) => Some(format!("would run: {request}")),
-            _ => None,
+            Event::Would(request) => Some((Stream::Out, format!("would run: {request}"))),
+            other => plain_line(&other),
         };
         if let (Some(line), Ok(mut lines)) = (line, self.lines.lock()) {
             lines.push(line);
@@ -142,6 +182,18 @@ impl Live {
         );
         overall.enable_steady_tick(Duration::from_millis(200));
         Live { multi, overall, bars: Mutex::new(HashMap::new()) }
+    }
+
+    /// A line above the display: a result on standard output (the display is lifted
+    /// while it is written, should both streams be the terminal), a diagnostic on
+    /// standard error.
+    fn print(&self, stream: Stream, line: &str) {
+        match stream {
+            Stream::Out => self.multi.suspend(|| write_line(Stream::Out, line)),
+            Stream::Err => {
+                let _ = self.multi.println(line);
+            }
+        }
     }
 
     fn running_message(&self) {
@@ -187,18 +239,14 @@ impl Reporter for Live {
                     self.multi.remove(&bar);
                 }
                 if let Some(line) = outcome_line(info, result) {
-                    let _ = self.multi.println(line);
+                    self.print(outcome_stream(result), &line);
                 }
                 self.overall.inc(1);
                 self.running_message();
             }
             Event::NotAttempted(..) => self.overall.inc(1),
-            Event::Would(request) => {
-                let _ = self.multi.suspend(|| writeln!(std::io::stdout().lock(), "  would run: {request}"));
-            }
-            Event::Message(text) => {
-                let _ = self.multi.println(text);
-            }
+            Event::Would(request) => self.print(Stream::Out, &format!("  would run: {request}")),
+            Event::Message(stream, text) => self.print(stream, text),
             Event::End => {
                 self.overall.finish_and_clear();
                 let _ = self.multi.clear();
