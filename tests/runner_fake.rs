@@ -1039,6 +1039,21 @@ fn converged_fake_gets_zero_mutating_requests_and_dry_run_sends_none() {
         dry_lines.join("\n")
     );
     assert!(dry_lines.last().is_some_and(|l| l.contains("(dry run: nothing was changed)")));
+    // Worded as predictions, as deploy.sh's DRY_RUN=1: never a fact.
+    assert!(dry_lines.iter().any(|l| l.starts_with("would create instance vmlab/")), "{}", dry_lines.join("\n"));
+    assert!(dry_lines.iter().any(|l| l.starts_with("would start ")), "{}", dry_lines.join("\n"));
+    assert!(
+        !dry_lines.iter().any(|l| l.starts_with("created ") || l.starts_with("started ")),
+        "{}",
+        dry_lines.join("\n")
+    );
+    assert!(
+        dry_lines
+            .last()
+            .is_some_and(|l| l.starts_with("11 to create, 2 to change, 0 unchanged, 4 to start, 0 failed, ")),
+        "{}",
+        dry_lines.join("\n")
+    );
 
     // The first run converged the fake; a second run sends only reads.
     let (report, lines) = apply(&fake, &plan, 4);

@@ -102,19 +102,19 @@ impl Report {
 
     /// `N created, N changed, N unchanged, N started, N failed, wall time X s`.
     pub fn summary(&self) -> String {
-        let mut line = format!(
-            "{} created, {} changed, {} unchanged, {} started, {} failed, wall time {:.1} s",
-            self.created,
-            self.changed,
-            self.unchanged,
-            self.started,
-            self.failures.len(),
-            self.wall.as_secs_f64()
-        );
+        let (created, changed, started) = (self.created, self.changed, self.started);
+        let (failed, wall) = (self.failures.len(), self.wall.as_secs_f64());
+        let unchanged = self.unchanged;
         if self.dry_run {
-            line.push_str(" (dry run: nothing was changed)");
+            // deploy.sh's DRY_RUN=1 words: the counts the real run then reports.
+            format!(
+                "{created} to create, {changed} to change, {unchanged} unchanged, {started} to start, {failed} failed, wall time {wall:.1} s (dry run: nothing was changed)"
+            )
+        } else {
+            format!(
+                "{created} created, {changed} changed, {unchanged} unchanged, {started} started, {failed} failed, wall time {wall:.1} s"
+            )
         }
-        line
     }
 
     /// The summary (a result: standard output), then, on standard error, what failed
@@ -175,7 +175,7 @@ pub fn step_title(step: &Step) -> String {
 
 /// The graph: one node per image the plan uses (made available before the instances
 /// still to be created from it), then one per plan step.
-fn build_nodes<'p>(plan: &'p Plan, state: &state::State) -> Vec<Node<'p>> {
+fn build_nodes<'p>(plan: &'p Plan, state: &state::State, dry_run: bool) -> Vec<Node<'p>> {
     let mut nodes = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut image_node: HashMap<&str, usize> = HashMap::new();
@@ -205,7 +205,13 @@ fn build_nodes<'p>(plan: &'p Plan, state: &state::State) -> Vec<Node<'p>> {
         image_node.insert(image.image.as_str(), nodes.len());
         index.insert(id.clone(), nodes.len());
         nodes.push(Node {
-            info: StepInfo { id, title: format!("image {}", image.image), origin: origin.clone(), wait: false },
+            info: StepInfo {
+                id,
+                title: format!("image {}", image.image),
+                origin: origin.clone(),
+                wait: false,
+                dry_run,
+            },
             work: Work::Image(ImageWork { image: image.image.clone(), origin, missing }),
             deps: Vec::new(),
         });
@@ -220,7 +226,13 @@ fn build_nodes<'p>(plan: &'p Plan, state: &state::State) -> Vec<Node<'p>> {
         let wait = matches!(step.action, Action::WaitRunning(_) | Action::WaitAgent(_));
         index.insert(step.id.clone(), nodes.len());
         nodes.push(Node {
-            info: StepInfo { id: step.id.clone(), title: step_title(step), origin: step.origin.to_string(), wait },
+            info: StepInfo {
+                id: step.id.clone(),
+                title: step_title(step),
+                origin: step.origin.to_string(),
+                wait,
+                dry_run,
+            },
             work: Work::Step(step),
             deps,
         });
@@ -294,7 +306,7 @@ pub fn apply(plan: &Plan, options: &Options, reporter: &dyn Reporter) -> Result<
     let started = Instant::now();
     let jobs = options.jobs.max(1);
     let (client, state) = connect_and_read(options.socket.clone(), plan, jobs)?;
-    let nodes = build_nodes(plan, &state);
+    let nodes = build_nodes(plan, &state, options.dry_run);
     preflight::check(&client, plan, &state, &nodes)?;
     let would = |request: String| reporter.event(Event::Would(&request));
     let ctx = Ctx::new(&client, &state, options.dry_run, &options.interrupt, &would);

@@ -29,6 +29,8 @@ pub struct StepInfo {
     pub origin: String,
     /// A boot or agent wait (it runs outside the `--jobs` bound).
     pub wait: bool,
+    /// Part of a dry run: its result line is a prediction (`would create`).
+    pub dry_run: bool,
 }
 
 /// Which stream a line belongs on.
@@ -70,11 +72,14 @@ pub fn outcome_stream(result: &Result<Outcome, StepError>) -> Stream {
 
 /// The line deploy.sh prints for an outcome, if any.
 pub fn outcome_line(info: &StepInfo, result: &Result<Outcome, StepError>) -> Option<String> {
+    // A dry run words its results as deploy.sh's DRY_RUN=1 does.
+    let [created, changed, started] =
+        if info.dry_run { ["would create", "would change", "would start"] } else { ["created", "changed", "started"] };
     let line = match result {
-        Ok(Outcome::Created) => format!("{:<9} {}", "created", info.title),
-        Ok(Outcome::Changed(what)) => format!("{:<9} {} ({})", "changed", info.title, what.join(" ")),
+        Ok(Outcome::Created) => format!("{created:<9} {}", info.title),
+        Ok(Outcome::Changed(what)) => format!("{changed:<9} {} ({})", info.title, what.join(" ")),
         Ok(Outcome::Unchanged) => format!("{:<9} {}", "unchanged", info.title),
-        Ok(Outcome::Started) => format!("{:<9} {}", "started", info.title),
+        Ok(Outcome::Started) => format!("{started:<9} {}", info.title),
         Ok(Outcome::Running(after)) => format!("{:<9} {} (after {after} s)", "running", info.title),
         Ok(Outcome::AgentReady(after)) => format!("{:<9} {} answers (after {after} s)", "agent", info.title),
         Ok(Outcome::Skipped) => return None,
