@@ -1136,7 +1136,12 @@ fn e2e_5_missing_image_fails_in_preflight_before_any_change() {
     let writes = mutating(&calls);
     assert!(writes.is_empty(), "mutating calls before the preflight failed:\n{}", lines(&writes));
     let image = format!("{p}-no-such-image");
-    assert!(run.stderr.contains(&format!("image {image} is not available")), "stderr names the image:\n{}", run.stderr);
+    // The image, and the infra.yml line where it is chosen.
+    let text = fs::read_to_string(t.path("infra.yml")).expect("infra.yml");
+    let line = text.lines().position(|l| l.contains(&format!("os_image: {image}"))).expect("the os_image line") + 1;
+    let named = format!("image {image} (infra.yml:{line}:");
+    assert!(run.stderr.contains(&named), "stderr names the image and its line ({named}):\n{}", run.stderr);
+    assert!(run.stderr.contains(") is not available on this Incus server"), "{}", run.stderr);
     assert!(run.stderr.contains("incus image import"), "stderr says how to import it:\n{}", run.stderr);
     assert!(run.stderr.contains(&format!("--alias {image}")), "stderr gives the alias to import:\n{}", run.stderr);
     assert!(run.stderr.contains(&format!("{p}a/{p}-lost")), "stderr names the instance that needs it:\n{}", run.stderr);
