@@ -825,6 +825,16 @@ fn apply(fake: &Fake, plan: &Plan, jobs: usize) -> (Report, Vec<String>) {
     (report, capture.lines())
 }
 
+/// `anklumec destroy` of `plan` on the fake with `jobs` workers: the report and the
+/// lines it printed, joined.
+fn destroy_on(fake: &Fake, plan: &Plan, jobs: usize) -> (anklumec::run::destroy::DestroyReport, String) {
+    use anklumec::run::destroy::{DestroyOptions, destroy};
+    let options = DestroyOptions { socket: Some(fake.socket.clone()), jobs, ..DestroyOptions::default() };
+    let capture = Capture::default();
+    let report = destroy(plan, &options, &capture).expect("the run begins");
+    (report, capture.lines().join("\n"))
+}
+
 /// The largest number of the intervals that are open at one instant.
 fn max_overlap(intervals: &[(Instant, Instant)]) -> usize {
     let mut events: Vec<(Instant, i32)> = intervals.iter().flat_map(|(a, b)| [(*a, 1), (*b, -1)]).collect();
@@ -1302,17 +1312,13 @@ fn a_server_that_cannot_isolate_is_refused_before_any_change() {
 /// project, its bridge and so its ACL, which the fake (as Incus) would refuse to delete.
 #[test]
 fn destroy_removes_acls_after_their_bridges_and_keeps_the_acl_of_a_kept_bridge() {
-    use anklumec::run::destroy::{DestroyOptions, destroy};
     let fake = Fake::start(Behaviour::default());
     // `www` may be deleted; `ctl` is protected (`ephemeral` defaults to false).
     let plan = compile(&ISOLATED.replace("www: {ip: 10.110.0.10}", "www: {ip: 10.110.0.10, ephemeral: true}"));
     let (report, lines) = apply(&fake, &plan, 4);
     assert!(report.ok(), "{}", lines.join("\n"));
     let before = fake.requests().len();
-    let options = DestroyOptions { socket: Some(fake.socket.clone()), ..DestroyOptions::default() };
-    let capture = Capture::default();
-    let report = destroy(&plan, &options, &capture).expect("the run begins");
-    let lines = capture.lines().join("\n");
+    let (report, lines) = destroy_on(&fake, &plan, anklumec::run::DEFAULT_JOBS);
     assert!(report.ok(), "{lines}");
     assert!(lines.contains("kept      network net-adm (still in use)"), "{lines}");
     assert!(lines.contains("kept      network ACL net-adm (still used by networks/net-adm)"), "{lines}");
@@ -1395,7 +1401,6 @@ fn any_overlap(spans: &[(String, Instant, Instant)], kind: &str, other: &str) ->
 /// one at a time, and still starts and deletes instances in parallel.
 #[test]
 fn bridges_and_acl_deletions_run_alone_and_instances_together() {
-    use anklumec::run::destroy::{DestroyOptions, destroy};
     let fake = Fake::start(Behaviour {
         bridge_time: Duration::from_millis(60),
         op_time: Duration::from_millis(60),
@@ -1411,10 +1416,8 @@ fn bridges_and_acl_deletions_run_alone_and_instances_together() {
     assert!(max_overlap(&spans_of(&spans, "instance")) > 1, "starts in parallel: {spans:#?}");
 
     fake.world.0.lock().expect("fake state").spans.clear();
-    let options = DestroyOptions { socket: Some(fake.socket.clone()), jobs: 8, ..DestroyOptions::default() };
-    let capture = Capture::default();
-    let report = destroy(&plan, &options, &capture).expect("the run begins");
-    assert!(report.ok(), "{}", capture.lines().join("\n"));
+    let (report, lines) = destroy_on(&fake, &plan, 8);
+    assert!(report.ok(), "{lines}");
     let spans = fake.spans();
     assert_eq!(spans_of(&spans, "bridge").len(), 4, "{spans:#?}");
     assert_eq!(max_overlap(&spans_of(&spans, "bridge")), 1, "bridges deleted one at a time: {spans:#?}");
@@ -1428,15 +1431,11 @@ fn bridges_and_acl_deletions_run_alone_and_instances_together() {
 /// destroy then reports the failure instead of `removed`.
 #[test]
 fn destroy_does_not_take_a_failed_deletion_answered_404_for_a_removal() {
-    use anklumec::run::destroy::{DestroyOptions, destroy};
     let fake = Fake::start(Behaviour { acl_delete_404: ["net-db".to_string()].into(), ..Behaviour::default() });
     let plan = compile(&four_domains());
     let (report, lines) = apply(&fake, &plan, 8);
     assert!(report.ok(), "{}", lines.join("\n"));
-    let options = DestroyOptions { socket: Some(fake.socket.clone()), ..DestroyOptions::default() };
-    let capture = Capture::default();
-    let report = destroy(&plan, &options, &capture).expect("the run begins");
-    let lines = capture.lines().join("\n");
+    let (report, lines) = destroy_on(&fake, &plan, anklumec::run::DEFAULT_JOBS);
     assert!(!report.ok(), "{lines}");
     let failures = report.failures();
     assert_eq!(failures.len(), 1, "{lines}");
@@ -1545,15 +1544,12 @@ fn with_a_terminal_progress_goes_to_standard_error_and_results_to_standard_outpu
 /// runner's own would (no lock of the run covers them): the runner tries it again.
 #[test]
 fn a_bridge_operation_that_meets_another_process_s_interface_race_is_tried_again() {
-    use anklumec::run::destroy::{DestroyOptions, destroy};
     let fake = Fake::start(Behaviour { bridge_race_once: ["net-db".to_string()].into(), ..Behaviour::default() });
     let plan = compile(&four_domains());
     let (report, lines) = apply(&fake, &plan, 8);
     assert!(report.ok(), "{}", lines.join("\n"));
-    let options = DestroyOptions { socket: Some(fake.socket.clone()), ..DestroyOptions::default() };
-    let capture = Capture::default();
-    let report = destroy(&plan, &options, &capture).expect("the run begins");
-    assert!(report.ok(), "{}", capture.lines().join("\n"));
+    let (report, lines) = destroy_on(&fake, &plan, anklumec::run::DEFAULT_JOBS);
+    assert!(report.ok(), "{lines}");
     let requests = fake.requests();
     let count = |method: &str, path: &str, name: &str| {
         requests.iter().filter(|r| r.method == method && r.path == path && (name.is_empty() || r.name == name)).count()

@@ -397,7 +397,8 @@ pub fn ensure_profile(ctx: &Ctx, spec: &ProfileSpec) -> Result<Outcome, StepErro
     Ok(Outcome::Changed(what))
 }
 
-fn api_type(instance_type: InstanceType) -> &'static str {
+/// An instance type as the Incus API names it.
+pub(crate) fn api_type(instance_type: InstanceType) -> &'static str {
     match instance_type {
         InstanceType::Container => "container",
         InstanceType::VirtualMachine => "virtual-machine",
@@ -428,7 +429,7 @@ pub fn image_source(image: &str) -> Result<Value, StepError> {
     }
 }
 
-pub fn ensure_instance(ctx: &Ctx, spec: &InstanceSpec, origin: &str) -> Result<Outcome, StepError> {
+pub fn ensure_instance(ctx: &Ctx, spec: &InstanceSpec) -> Result<Outcome, StepError> {
     let (project, name) = (encode(&spec.project), encode(&spec.name));
     let key = format!("{}/{}", spec.project, spec.name);
     let Some(existing) = ctx.state.instance(&spec.project, &spec.name) else {
@@ -446,7 +447,7 @@ pub fn ensure_instance(ctx: &Ctx, spec: &InstanceSpec, origin: &str) -> Result<O
         ctx.mark_to_start(key, "start");
         return Ok(Outcome::Created);
     };
-    check_type(spec, existing, origin)?;
+    // The type was checked before the run changed anything (the preflight).
     if !existing.is_running() {
         ctx.mark_to_start(key, if existing.status == "Frozen" { "unfreeze" } else { "start" });
     }
@@ -470,28 +471,6 @@ pub fn ensure_instance(ctx: &Ctx, spec: &InstanceSpec, origin: &str) -> Result<O
     });
     ctx.mutate("PUT", &format!("/1.0/instances/{name}?project={project}"), body, UPDATE_DEADLINE)?;
     Ok(Outcome::Changed(what))
-}
-
-/// An existing instance of the other type cannot be converted; replacing it would
-/// destroy it, which the runner never does.
-pub fn check_type(spec: &InstanceSpec, existing: &InstanceState, origin: &str) -> Result<(), StepError> {
-    let want = api_type(spec.instance_type);
-    if existing.instance_type == want {
-        return Ok(());
-    }
-    Err(StepError {
-        message: format!(
-            "instance {} in project {} is a {} but {origin} declares type {}: Incus cannot convert it",
-            spec.name,
-            spec.project,
-            existing.instance_type,
-            spec.instance_type.keyword()
-        ),
-        hints: vec![format!(
-            "move its data, delete it by hand (it may be protected: incus config unset {} security.protection.delete --project {}), then rerun",
-            spec.name, spec.project
-        )],
-    })
 }
 
 pub fn start_instance(ctx: &Ctx, target: &InstanceTarget) -> Result<Outcome, StepError> {
@@ -651,48 +630,6 @@ pub fn wait_agent(ctx: &Ctx, spec: &WaitSpec, note: Note) -> Result<Outcome, Ste
 /// Make `work.image` available before the instances that need it are created
 /// concurrently: a local alias must exist (and be a VM image if VMs need it); a remote
 /// image is pulled into the image store once.
-/// Whether the instances still to be created from `work`'s image can be: a local alias
-/// must be here, of the virtual-machine type if VMs need it; a remote image must come
-/// from a remote the runner knows (it is pulled by its own step). deploy.sh's
-/// `ak_require_image`, in the runner's preflight.
-pub fn check_image(client: &Client, work: &ImageWork) -> Result<(), StepError> {
-    if work.missing.is_empty() {
-        return Ok(());
-    }
-    let reference = ImageRef::parse(&work.image);
-    if !reference.is_local() {
-        return image_source(&work.image).map(|_| ());
-    }
-    let needed: Vec<&str> = work.missing.iter().map(|(key, _)| key.as_str()).collect();
-    let vms: Vec<&str> =
-        work.missing.iter().filter(|(_, t)| *t == InstanceType::VirtualMachine).map(|(key, _)| key.as_str()).collect();
-    let alias = match client.get(&format!("/1.0/images/aliases/{}", encode(&reference.name))) {
-        Ok(alias) => alias,
-        Err(error) if error.is_not_found() => {
-            return Err(StepError {
-                message: format!("image {} ({}) is not available on this Incus server", work.image, work.origin),
-                hints: vec![
-                    format!("needed to create: {}", needed.join(" ")),
-                    format!(
-                        "import it under that alias:  incus image import METADATA.tar.xz [ROOTFS] --alias {}",
-                        reference.name
-                    ),
-                ],
-            });
-        }
-        Err(error) => return Err(error.into()),
-    };
-    if !vms.is_empty() && alias["type"].as_str().is_some_and(|t| t != "virtual-machine") {
-        return Err(StepError::new(format!(
-            "image {} ({}) is not a virtual-machine image, but VMs need it: {} (import a VM image under another alias)",
-            work.image,
-            work.origin,
-            vms.join(" ")
-        )));
-    }
-    Ok(())
-}
-
 pub fn ensure_image(ctx: &Ctx, work: &ImageWork) -> Result<Outcome, StepError> {
     if work.missing.is_empty() {
         return Ok(Outcome::Skipped);
@@ -740,7 +677,7 @@ pub fn run_step(ctx: &Ctx, step: &Step, note: Note) -> Result<Outcome, StepError
         Action::EnsureNetwork(spec) => ensure_network(ctx, spec),
         Action::EnsureProfile(spec) => ensure_profile(ctx, spec),
         Action::EnsureVolume(spec) => ensure_volume(ctx, spec),
-        Action::EnsureInstance(spec) => ensure_instance(ctx, spec, &step.origin.to_string()),
+        Action::EnsureInstance(spec) => ensure_instance(ctx, spec),
         Action::StartInstance(target) => start_instance(ctx, target),
         Action::WaitRunning(spec) => wait_running(ctx, spec, note),
         Action::WaitAgent(spec) => wait_agent(ctx, spec, note),

@@ -11,9 +11,9 @@
 //! declare are listed as not managed: a run leaves them, and they are not drift.
 
 use super::RunError;
+use super::apply::api_type;
 use super::state::{Config as LiveConfig, InstanceState, ProfileState, RawDevice, RawDevices, State};
 use crate::plan::{Action, Config, Devices, InstanceSpec, Plan, ProfileSpec};
-use crate::syntax::ast::InstanceType;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -195,13 +195,6 @@ fn diff_profile(spec: &ProfileSpec, state: &State, out: &mut Vec<Drift>) {
     match state.profiles.get(&(spec.project.clone(), spec.name.clone())) {
         Some(live) => out.extend(profile_drift(spec, live)),
         None => out.push(Drift::new("profile", Some(&spec.project), &spec.name, "missing")),
-    }
-}
-
-fn api_type(instance_type: InstanceType) -> &'static str {
-    match instance_type {
-        InstanceType::Container => "container",
-        InstanceType::VirtualMachine => "virtual-machine",
     }
 }
 
